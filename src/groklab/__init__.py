@@ -1,0 +1,3 @@
+"""groklab: a laboratory for grokking on modular arithmetic."""
+
+__version__ = "0.1.0"

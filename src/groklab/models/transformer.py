@@ -1,0 +1,227 @@
+"""The transformer of Nanda et al. 2023 with TransformerLens names, and its fast `=`-only path.
+
+Inputs are ``[a, b, =]`` (``=`` is token p; vocabulary p+1 in, p out); logits are read at the `=`
+position. ``forward`` computes every position and every hook (for analysis); ``forward_last``
+computes only what the `=` logits need and gives the same logits and gradients:
+
+- position 0 sees only itself (causal mask), so its residual stream at every layer is a function
+  of token a alone: it is computed once per vocabulary entry and gathered;
+- the first layer's inputs at every position are token functions, so its queries, keys and values
+  are vocabulary tables, gathered;
+- the last layer needs the keys and values of positions 0 and 1, and query, MLP and unembedding at
+  the `=` position only.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from groklab.config import ModelConfig
+from groklab.models.hooks import HookedModule, HookPoint
+
+__all__ = ["Transformer"]
+
+N_CTX = 3
+
+
+class Embed(nn.Module):
+    def __init__(self, d_vocab: int, d_model: int) -> None:
+        super().__init__()
+        self.W_E = nn.Parameter(torch.randn(d_vocab, d_model) / math.sqrt(d_model))
+
+    def forward(self, tokens: Tensor) -> Tensor:  # [batch, pos] -> [batch, pos, d_model]
+        return self.W_E[tokens]
+
+
+class PosEmbed(nn.Module):
+    def __init__(self, n_ctx: int, d_model: int) -> None:
+        super().__init__()
+        self.W_pos = nn.Parameter(torch.randn(n_ctx, d_model) / math.sqrt(d_model))
+
+    def forward(self, tokens: Tensor) -> Tensor:  # [batch, pos] -> [batch, pos, d_model]
+        return self.W_pos[: tokens.shape[1]].expand(tokens.shape[0], -1, -1)
+
+
+class Unembed(nn.Module):
+    def __init__(self, d_model: int, d_vocab_out: int, d_vocab: int) -> None:
+        super().__init__()
+        self.W_U = nn.Parameter(torch.randn(d_model, d_vocab_out) / math.sqrt(d_vocab))
+
+    def forward(self, x: Tensor) -> Tensor:  # [..., d_model] -> [..., d_vocab_out]
+        return x @ self.W_U
+
+
+class LayerNorm(nn.Module):
+    def __init__(self, d_model: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(d_model))
+        self.b = nn.Parameter(torch.zeros(d_model))
+        self.eps = eps
+        self.hook_scale = HookPoint()  # [..., 1]
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x - x.mean(-1, keepdim=True)
+        scale = self.hook_scale((x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt())
+        return x / scale * self.w + self.b
+
+
+class Attention(nn.Module):
+    """Causal multi-head attention, per-head weights, scores scaled by 1/sqrt(d_head); no biases."""
+
+    def __init__(self, d_model: int, n_heads: int, d_head: int) -> None:
+        super().__init__()
+        s = 1 / math.sqrt(d_model)
+        self.W_Q = nn.Parameter(torch.randn(n_heads, d_model, d_head) * s)
+        self.W_K = nn.Parameter(torch.randn(n_heads, d_model, d_head) * s)
+        self.W_V = nn.Parameter(torch.randn(n_heads, d_model, d_head) * s)
+        self.W_O = nn.Parameter(torch.randn(n_heads, d_head, d_model) * s)
+        self.scale = 1 / math.sqrt(d_head)
+        self.hook_q = HookPoint()  # [batch, pos, head, d_head]
+        self.hook_k = HookPoint()  # [batch, pos, head, d_head]
+        self.hook_v = HookPoint()  # [batch, pos, head, d_head]
+        self.hook_attn_scores = HookPoint()  # [batch, head, query_pos, key_pos]
+        self.hook_pattern = HookPoint()  # [batch, head, query_pos, key_pos]
+        self.hook_z = HookPoint()  # [batch, pos, head, d_head]
+
+    def project(self, x: Tensor, W: Tensor) -> Tensor:  # [..., d_model] -> [..., head, d_head]
+        return torch.einsum("...m,hmd->...hd", x, W)
+
+    def forward(self, x: Tensor) -> Tensor:  # [batch, pos, d_model] -> [batch, pos, d_model]
+        q = self.hook_q(self.project(x, self.W_Q))
+        k = self.hook_k(self.project(x, self.W_K))
+        v = self.hook_v(self.project(x, self.W_V))
+        scores = torch.einsum("bqhd,bkhd->bhqk", q, k) * self.scale
+        n = x.shape[1]
+        causal = torch.ones(n, n, dtype=torch.bool, device=x.device).tril()
+        scores = self.hook_attn_scores(scores.masked_fill(~causal, float("-inf")))
+        pattern = self.hook_pattern(scores.softmax(-1))
+        z = self.hook_z(torch.einsum("bhqk,bkhd->bqhd", pattern, v))
+        return torch.einsum("bqhd,hdm->bqm", z, self.W_O)
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        """One query over given keys: q [B, head, d_head], k, v [B, key, head, d_head] -> [B, d_model]."""
+        scores = torch.einsum("bhd,bkhd->bhk", q, k) * self.scale
+        z = torch.einsum("bhk,bkhd->bhd", scores.softmax(-1), v)
+        return torch.einsum("bhd,hdm->bm", z, self.W_O)
+
+
+class MLP(nn.Module):
+    def __init__(self, d_model: int, d_mlp: int, act: str) -> None:
+        super().__init__()
+        self.W_in = nn.Parameter(torch.randn(d_model, d_mlp) / math.sqrt(d_model))
+        self.b_in = nn.Parameter(torch.zeros(d_mlp))
+        self.W_out = nn.Parameter(torch.randn(d_mlp, d_model) / math.sqrt(d_model))
+        self.b_out = nn.Parameter(torch.zeros(d_model))
+        self.act = F.relu if act == "relu" else F.gelu
+        self.hook_pre = HookPoint()  # [batch, pos, d_mlp]
+        self.hook_post = HookPoint()  # [batch, pos, d_mlp]
+
+    def forward(self, x: Tensor) -> Tensor:  # [..., d_model] -> [..., d_model]
+        pre = self.hook_pre(x @ self.W_in + self.b_in)
+        post = self.hook_post(self.act(pre))
+        return post @ self.W_out + self.b_out
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.ln1: nn.Module = LayerNorm(cfg.d_model) if cfg.layernorm else nn.Identity()
+        self.ln2: nn.Module = LayerNorm(cfg.d_model) if cfg.layernorm else nn.Identity()
+        self.attn = Attention(cfg.d_model, cfg.n_heads, cfg.d_head)
+        self.mlp = MLP(cfg.d_model, cfg.d_mlp, cfg.act)
+        self.hook_resid_pre = HookPoint()  # [batch, pos, d_model]
+        self.hook_attn_out = HookPoint()  # [batch, pos, d_model]
+        self.hook_resid_mid = HookPoint()  # [batch, pos, d_model]
+        self.hook_mlp_out = HookPoint()  # [batch, pos, d_model]
+        self.hook_resid_post = HookPoint()  # [batch, pos, d_model]
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.hook_resid_pre(x)
+        x = self.hook_resid_mid(x + self.hook_attn_out(self.attn(self.ln1(x))))
+        return self.hook_resid_post(x + self.hook_mlp_out(self.mlp(self.ln2(x))))
+
+    def kv(self, x: Tensor) -> tuple[Tensor, Tensor]:  # [..., d_model] -> 2 x [..., head, d_head]
+        h = self.ln1(x)
+        return self.attn.project(h, self.attn.W_K), self.attn.project(h, self.attn.W_V)
+
+    def q(self, x: Tensor) -> Tensor:
+        return self.attn.project(self.ln1(x), self.attn.W_Q)
+
+    def finish(self, resid_mid: Tensor) -> Tensor:  # resid_mid -> resid_post (MLP part)
+        return resid_mid + self.mlp(self.ln2(resid_mid))
+
+
+class Transformer(HookedModule):
+    """``forward(tokens [batch, 3]) -> logits [batch, 3, p]``; ``forward_last -> [batch, p]``."""
+
+    def __init__(self, cfg: ModelConfig, p: int) -> None:
+        super().__init__()
+        self.cfg, self.p = cfg, p
+        d_vocab = p + 1
+        self.embed = Embed(d_vocab, cfg.d_model)
+        self.pos_embed = PosEmbed(N_CTX, cfg.d_model)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.ln_final: nn.Module = LayerNorm(cfg.d_model) if cfg.layernorm else nn.Identity()
+        self.unembed = Unembed(cfg.d_model, p, d_vocab)
+        self.hook_embed = HookPoint()  # [batch, pos, d_model]
+        self.hook_pos_embed = HookPoint()  # [batch, pos, d_model]
+        self.setup_hooks()
+
+    # names analysis relies on, shared with the MLP model
+    @property
+    def neuron_hooks(self) -> tuple[str, str]:
+        last = self.cfg.n_layers - 1
+        return f"blocks.{last}.mlp.hook_pre", f"blocks.{last}.mlp.hook_post"
+
+    @property
+    def W_L(self) -> Tensor:  # [d_mlp, p]: last MLP's neurons straight to the logits
+        return self.blocks[-1].mlp.W_out @ self.unembed.W_U
+
+    @property
+    def W_E_tokens(self) -> Tensor:  # [p, d_model]: token rows, `=` dropped
+        return self.embed.W_E[: self.p]
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        x = self.hook_embed(self.embed(tokens)) + self.hook_pos_embed(self.pos_embed(tokens))
+        for block in self.blocks:
+            x = block(x)
+        return self.unembed(self.ln_final(x))
+
+    def eq_logits(self, tokens: Tensor) -> Tensor:
+        """Logits at the `=` position through the full hooked forward: [batch, p]."""
+        return self(tokens)[:, -1]
+
+    def forward_last(self, tokens: Tensor) -> Tensor:
+        """Logits at the `=` position, computing only what they depend on: [batch, p]."""
+        a, b, eq = tokens[:, 0], tokens[:, 1], tokens[:, 2]
+        W_E, W_pos = self.embed.W_E, self.pos_embed.W_pos
+        # position 0 over the vocabulary: one row per token, carried through every layer
+        tab0 = W_E + W_pos[0]  # [vocab, d_model]
+        x1 = x2 = None  # per-example streams at positions 1 and 2 (None while still token tables)
+        for i, block in enumerate(self.blocks):
+            last = i == len(self.blocks) - 1
+            K0, V0 = block.kv(tab0)  # [vocab, head, d_head]
+            k0, v0 = K0[a], V0[a]
+            if x1 is None:  # first layer: every input is a token function
+                tab1, tab2 = W_E + W_pos[1], W_E + W_pos[2]
+                k1, v1 = (t[b] for t in block.kv(tab1))
+                k2, v2 = (t[eq] for t in block.kv(tab2))
+                q2 = block.q(tab2)[eq]
+                res1, res2 = tab1[b], tab2[eq]
+                q1 = None if last else block.q(tab1)[b]
+            else:
+                assert x2 is not None
+                (k1, v1), (k2, v2) = block.kv(x1), block.kv(x2)
+                q2, res1, res2 = block.q(x2), x1, x2
+                q1 = None if last else block.q(x1)
+            x2 = block.finish(res2 + block.attn.attend(q2, torch.stack([k0, k1, k2], 1), torch.stack([v0, v1, v2], 1)))
+            if not last:
+                assert q1 is not None
+                x1 = block.finish(res1 + block.attn.attend(q1, torch.stack([k0, k1], 1), torch.stack([v0, v1], 1)))
+                tab0 = block.finish(tab0 + block.attn.attend(block.q(tab0), K0.unsqueeze(1), V0.unsqueeze(1)))
+        assert x2 is not None
+        return self.unembed(self.ln_final(x2))
