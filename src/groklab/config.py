@@ -229,19 +229,34 @@ def validate(cfg: Config) -> None:
     need(m.act in ACTS, f"model.act: unknown activation {m.act!r} (known: {', '.join(ACTS)})")
     for key in ("n_layers", "d_model", "n_heads", "d_head", "d_mlp", "d_embed"):
         need(getattr(m, key) > 0, f"model.{key}: must be positive, got {getattr(m, key)}")
-    need(len(m.hidden) > 0 and all(h > 0 for h in m.hidden), f"model.hidden: sizes must be positive, got {m.hidden}")
+    need(
+        len(m.hidden) > 0 and all(h > 0 for h in m.hidden),
+        f"model.hidden: sizes must be positive, got {m.hidden}",
+    )
     need(o.name in OPTIMIZERS, f"optim.name: unknown optimizer {o.name!r} (known: {', '.join(OPTIMIZERS)})")
     need(o.lr > 0, f"optim.lr: must be positive, got {o.lr}")
     need(o.weight_decay >= 0, f"optim.weight_decay: must be >= 0, got {o.weight_decay}")
-    need(len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas), f"optim.betas: need two values in [0, 1), got {o.betas}")
+    need(
+        len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas),
+        f"optim.betas: need two values in [0, 1), got {o.betas}",
+    )
     need(o.warmup_steps >= 0, f"optim.warmup_steps: must be >= 0, got {o.warmup_steps}")
     need(tr.steps > 0, f"train.steps: must be positive, got {tr.steps}")
     need(tr.eval_every > 0, f"train.eval_every: must be positive, got {tr.eval_every}")
     need(tr.checkpoint_every > 0, f"train.checkpoint_every: must be positive, got {tr.checkpoint_every}")
-    need(tr.batch_size is None or tr.batch_size > 0, f"train.batch_size: must be positive or null, got {tr.batch_size}")
-    need(tr.loss_dtype in LOSS_DTYPES, f"train.loss_dtype: must be one of {', '.join(LOSS_DTYPES)}, got {tr.loss_dtype!r}")
+    need(
+        tr.batch_size is None or tr.batch_size > 0,
+        f"train.batch_size: must be positive or null, got {tr.batch_size}",
+    )
+    need(
+        tr.loss_dtype in LOSS_DTYPES,
+        f"train.loss_dtype: must be one of {', '.join(LOSS_DTYPES)}, got {tr.loss_dtype!r}",
+    )
     need(
         tr.device == "auto" or tr.device == "cpu" or tr.device.startswith("cuda") or tr.device == "mps",
         f"train.device: expected auto, cpu, cuda or cuda:N, got {tr.device!r}",
     )
-    need(tr.stop_after_grok is None or tr.stop_after_grok >= 0, f"train.stop_after_grok: must be >= 0 or null, got {tr.stop_after_grok}")
+    need(
+        tr.stop_after_grok is None or tr.stop_after_grok >= 0,
+        f"train.stop_after_grok: must be >= 0 or null, got {tr.stop_after_grok}",
+    )

@@ -14,7 +14,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["OPERATIONS", "Dataset", "Operation", "make_dataset", "make_split", "register", "valid_pairs_count"]
+__all__ = [
+    "OPERATIONS",
+    "Dataset",
+    "Operation",
+    "make_dataset",
+    "make_split",
+    "register",
+    "valid_pairs_count",
+]
 
 
 @dataclass(frozen=True)

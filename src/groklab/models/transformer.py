@@ -102,11 +102,25 @@ class Attention(nn.Module):
         z = self.hook_z(torch.einsum("bhqk,bkhd->bqhd", pattern, v))
         return torch.einsum("bqhd,hdm->bqm", z, self.W_O)
 
-    def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-        """One query over given keys: q [B, head, d_head], k, v [B, key, head, d_head] -> [B, d_model]."""
-        scores = torch.einsum("bhd,bkhd->bhk", q, k) * self.scale
-        z = torch.einsum("bhk,bkhd->bhd", scores.softmax(-1), v)
-        return torch.einsum("bhd,hdm->bm", z, self.W_O)
+    def mix(self, scores: list[Tensor], values: list[Tensor]) -> Tensor:
+        """Attention output of one query given its raw scores and the values of its keys.
+
+        scores: per key [B|1, head]; values: per key [B|1, head, d_head] -> [B, d_model]. Elementwise
+        products rather than batched matmuls: the per-example matrices are tiny."""
+        pattern = (
+            torch.stack(torch.broadcast_tensors(*scores), 1).mul(self.scale).softmax(1)
+        )  # [B, key, head]
+        z = sum(pattern[:, j, :, None] * v for j, v in enumerate(values))  # [B, head, d_head]
+        assert isinstance(z, Tensor)
+        return z.flatten(1) @ self.W_O.flatten(0, 1)
+
+
+def _dot(k: Tensor, q: Tensor) -> Tensor:  # [..., head, d_head] x [..., head, d_head] -> [..., head]
+    return (k * q).sum(-1)
+
+
+def _take(table: Tensor, idx: Tensor) -> Tensor:  # rows of a vocabulary table (fast backward on CPU)
+    return table.index_select(0, idx)
 
 
 class MLP(nn.Module):
@@ -121,9 +135,9 @@ class MLP(nn.Module):
         self.hook_post = HookPoint()  # [batch, pos, d_mlp]
 
     def forward(self, x: Tensor) -> Tensor:  # [..., d_model] -> [..., d_model]
-        pre = self.hook_pre(x @ self.W_in + self.b_in)
+        pre = self.hook_pre(F.linear(x, self.W_in.T, self.b_in))
         post = self.hook_post(self.act(pre))
-        return post @ self.W_out + self.b_out
+        return F.linear(post, self.W_out.T, self.b_out)
 
 
 class Block(nn.Module):
@@ -196,32 +210,37 @@ class Transformer(HookedModule):
         return self(tokens)[:, -1]
 
     def forward_last(self, tokens: Tensor) -> Tensor:
-        """Logits at the `=` position, computing only what they depend on: [batch, p]."""
-        a, b, eq = tokens[:, 0], tokens[:, 1], tokens[:, 2]
+        """Logits at the `=` position, computing only what they depend on: [batch, p].
+
+        Position 2 must hold the `=` token (p), as every groklab dataset does; its stream is then
+        one row until it first attends."""
+        if not bool((tokens[:, 2] == self.p).all()):
+            raise ValueError("forward_last expects the `=` token (p) at position 2")
+        a, b = tokens[:, 0], tokens[:, 1]
         W_E, W_pos = self.embed.W_E, self.pos_embed.W_pos
-        # position 0 over the vocabulary: one row per token, carried through every layer
-        tab0 = W_E + W_pos[0]  # [vocab, d_model]
-        x1 = x2 = None  # per-example streams at positions 1 and 2 (None while still token tables)
+        tab0 = W_E + W_pos[0]  # [vocab, d_model]: position 0's stream, a function of token a alone
+        tab1 = W_E + W_pos[1]  # [vocab, d_model]: position 1 before it first attends
+        x1: Tensor | None = None  # [batch, d_model]: position 1 after the first layer
+        x2 = (W_E[self.p] + W_pos[2]).unsqueeze(0)  # [1 | batch, d_model]: the `=` position
         for i, block in enumerate(self.blocks):
-            last = i == len(self.blocks) - 1
+            attn = block.attn
             K0, V0 = block.kv(tab0)  # [vocab, head, d_head]
-            k0, v0 = K0[a], V0[a]
-            if x1 is None:  # first layer: every input is a token function
-                tab1, tab2 = W_E + W_pos[1], W_E + W_pos[2]
-                k1, v1 = (t[b] for t in block.kv(tab1))
-                k2, v2 = (t[eq] for t in block.kv(tab2))
-                q2 = block.q(tab2)[eq]
-                res1, res2 = tab1[b], tab2[eq]
-                q1 = None if last else block.q(tab1)[b]
+            q2 = block.q(x2)
+            if x1 is None:  # first layer: keys and values of positions 0, 1 are vocabulary tables
+                K1, V1 = block.kv(tab1)
+                s0, s1 = _take(_dot(K0, q2), a), _take(_dot(K1, q2), b)
+                k1, v1 = _take(K1, b), _take(V1, b)
+                res1 = _take(tab1, b)
             else:
-                assert x2 is not None
-                (k1, v1), (k2, v2) = block.kv(x1), block.kv(x2)
-                q2, res1, res2 = block.q(x2), x1, x2
-                q1 = None if last else block.q(x1)
-            x2 = block.finish(res2 + block.attn.attend(q2, torch.stack([k0, k1, k2], 1), torch.stack([v0, v1, v2], 1)))
-            if not last:
-                assert q1 is not None
-                x1 = block.finish(res1 + block.attn.attend(q1, torch.stack([k0, k1], 1), torch.stack([v0, v1], 1)))
-                tab0 = block.finish(tab0 + block.attn.attend(block.q(tab0), K0.unsqueeze(1), V0.unsqueeze(1)))
-        assert x2 is not None
+                k1, v1 = block.kv(x1)
+                s0, s1 = _dot(_take(K0, a), q2), _dot(k1, q2)
+                res1 = x1
+            k2, v2 = block.kv(x2)
+            v0 = _take(V0, a)
+            out2 = block.finish(x2 + attn.mix([s0, s1, _dot(k2, q2)], [v0, v1, v2]))
+            if i < len(self.blocks) - 1:  # later layers need positions 0 and 1 after this one
+                q1 = block.q(res1)
+                x1 = block.finish(res1 + attn.mix([_dot(_take(K0, a), q1), _dot(k1, q1)], [v0, v1]))
+                tab0 = block.finish(tab0 + attn.mix([_dot(K0, block.q(tab0))], [V0]))
+            x2 = out2
         return self.unembed(self.ln_final(x2))

@@ -1,0 +1,28 @@
+"""Optimizer and learning-rate schedule."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from groklab.config import OptimConfig
+
+__all__ = ["build_optimizer", "build_scheduler"]
+
+
+def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
+    """Weight decay applies to every parameter (biases and embeddings included), as in Nanda et al."""
+    params = list(model.parameters())
+    betas = (cfg.betas[0], cfg.betas[1])
+    if cfg.name == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=betas)
+    if cfg.name == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=betas)
+    return torch.optim.SGD(params, lr=cfg.lr, weight_decay=cfg.weight_decay, momentum=betas[0])
+
+
+def build_scheduler(opt: torch.optim.Optimizer, warmup_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warmup as in Nanda et al.: the factor at step s is min(s / warmup_steps, 1)."""
+    if warmup_steps <= 0:
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(s / warmup_steps, 1.0))
