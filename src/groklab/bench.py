@@ -18,9 +18,7 @@ from groklab.train.optim import build_optimizer
 __all__ = ["bench_training_step"]
 
 
-def _time_steps(
-    cfg: Config, path: str, x: torch.Tensor, y: torch.Tensor, steps: int, warmup: int
-) -> list[float]:
+def _time_steps(cfg: Config, path: str, x: torch.Tensor, y: torch.Tensor, steps: int, warmup: int) -> list[float]:
     device = x.device
     model = build_model(cfg.model, cfg.task.p, seed=cfg.seed).to(device)
     forward = model.forward_last if path == "fast" else model.eq_logits

@@ -34,9 +34,7 @@ err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 ConfigOpt = Annotated[str, typer.Option("--config", "-c", help="Packaged preset name or YAML path.")]
-SetOpt = Annotated[
-    list[str] | None, typer.Option("--set", "-s", help="Dotted override key=value (repeatable).")
-]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="Dotted override key=value (repeatable).")]
 OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Run directory to create.")]
 RunsDirOpt = Annotated[Path, typer.Option("--runs-dir", help="Where runs go when --out is not given.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")]

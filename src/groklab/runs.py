@@ -137,9 +137,7 @@ class Run:
     # -- status and metrics ------------------------------------------------------------------------
     def write_status(self, state: str, step: int, error: str | None = None, **extra: Any) -> None:
         assert state in STATES, state
-        atomic_write(
-            self.status_path, json.dumps({"state": state, "step": step, "error": error, **extra}) + "\n"
-        )
+        atomic_write(self.status_path, json.dumps({"state": state, "step": step, "error": error, **extra}) + "\n")
 
     def status(self) -> dict[str, Any]:
         try:

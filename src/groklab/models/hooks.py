@@ -57,9 +57,7 @@ class HookedModule(nn.Module):
             for h in handles:
                 h.remove()
 
-    def run_with_hooks(
-        self, *args: Any, fwd_hooks: Sequence[tuple[Any, HookFn]] = (), **kwargs: Any
-    ) -> Tensor:
+    def run_with_hooks(self, *args: Any, fwd_hooks: Sequence[tuple[Any, HookFn]] = (), **kwargs: Any) -> Tensor:
         with self.hooks(fwd_hooks):
             return self(*args, **kwargs)
 

@@ -47,7 +47,7 @@ class MLPModel(HookedModule):
         self.embed = nn.Module()
         self.embed.W_E = nn.Parameter(torch.randn(p, cfg.d_embed) / math.sqrt(cfg.d_embed))
         sizes = [2 * cfg.d_embed, *cfg.hidden]
-        self.blocks = nn.ModuleList(Layer(i, o, cfg.act) for i, o in zip(sizes[:-1], sizes[1:]))
+        self.blocks = nn.ModuleList(Layer(i, o, cfg.act) for i, o in zip(sizes[:-1], sizes[1:], strict=True))
         self.unembed = nn.Module()
         self.unembed.W_U = nn.Parameter(torch.randn(sizes[-1], p) / math.sqrt(sizes[-1]))
         self.unembed.b_U = nn.Parameter(torch.zeros(p))

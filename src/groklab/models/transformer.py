@@ -107,9 +107,7 @@ class Attention(nn.Module):
 
         scores: per key [B|1, head]; values: per key [B|1, head, d_head] -> [B, d_model]. Elementwise
         products rather than batched matmuls: the per-example matrices are tiny."""
-        pattern = (
-            torch.stack(torch.broadcast_tensors(*scores), 1).mul(self.scale).softmax(1)
-        )  # [B, key, head]
+        pattern = torch.stack(torch.broadcast_tensors(*scores), 1).mul(self.scale).softmax(1)  # [B, key, head]
         z = sum(pattern[:, j, :, None] * v for j, v in enumerate(values))  # [B, head, d_head]
         assert isinstance(z, Tensor)
         return z.flatten(1) @ self.W_O.flatten(0, 1)

@@ -136,9 +136,7 @@ class Trainer:
 
     def evaluate(self) -> EvalResult:
         with eval_mode(self.model):
-            tr_loss, tr_acc = loss_and_acc(
-                self.model.forward_last(self.x_train), self.y_train, self.loss_dtype
-            )
+            tr_loss, tr_acc = loss_and_acc(self.model.forward_last(self.x_train), self.y_train, self.loss_dtype)
             te_loss, te_acc = loss_and_acc(self.model.forward_last(self.x_test), self.y_test, self.loss_dtype)
         sq = weight_norm_sq(self.model)
         return EvalResult(
