@@ -34,7 +34,6 @@ lint: install-all
 	$(BIN)/mypy
 
 test: install-all
-	bash scripts/install-browser.sh
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q tests

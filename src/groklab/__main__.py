@@ -1,0 +1,3 @@
+from groklab.cli import main
+
+main()
