@@ -6,7 +6,6 @@ Exit codes: 0 success, 2 bad input (one line on stderr, no traceback), 1 interna
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -207,9 +206,59 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+# -- sweep ------------------------------------------------------------------------------------------
+@app.command()
+@user_errors
+def sweep(
+    spec: Annotated[str, typer.Argument(help="Sweep spec: a YAML path or a packaged name (e.g. weight_decay).")],
+    executor: Annotated[str, typer.Option("--executor", "-e", help="local (process pool) or ray.")] = "local",
+    workers: Annotated[int | None, typer.Option("--workers", "-w", help="Points at once (default: cores).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Sweep directory [<runs-dir>/sweep_<name>].")] = None,
+    runs_dir: RunsDirOpt = Path("runs"),
+    address: Annotated[str | None, typer.Option("--address", help="Join this Ray cluster (HOST:PORT).")] = None,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run failed points again.")] = False,
+    max_retries: Annotated[int, typer.Option("--max-retries", help="Resubmits when a worker dies.")] = 1,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the points; run nothing.")] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Run a sweep: every point of SPEC is a run under SWEEP_DIR/runs; completed points are skipped."""
+    from groklab.sweeps import expand, load_spec
+    from groklab.sweeps.display import sweep_display
+    from groklab.sweeps.executors import check_executor_options, make_executor
+    from groklab.sweeps.runner import run_sweep
+
+    check_executor_options(executor, workers, address)
+    if max_retries < 0:
+        raise BadInput(f"--max-retries must be >= 0, got {max_retries}")
+    sweep_spec = load_spec(spec)
+    points = expand(sweep_spec)
+    sweep_dir = out if out is not None else runs_dir / f"sweep_{sweep_spec.name}"
+    if sweep_dir.exists() and not (sweep_dir / "sweep.yaml").is_file():
+        if not sweep_dir.is_dir() or any(sweep_dir.iterdir()):
+            raise BadInput(f"--out {sweep_dir}: exists and is not a sweep directory")
+    if dry_run:
+        for p in points:
+            console.print(p.run_id, f"invalid: {p.error}" if p.error else "", highlight=False, soft_wrap=True)
+        console.print(f"{len(points)} points -> {sweep_dir}", highlight=False)
+        return
+    pool, threads = make_executor(executor, workers, address, max_retries)
+    with sweep_display(console, sweep_spec.name, len(points), quiet) as update:
+        outcome = run_sweep(
+            sweep_spec, points, sweep_dir, pool, threads=threads, retry_failed=retry_failed,
+            max_retries=max_retries, on_update=update,
+        )  # fmt: skip
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(outcome.counts.items()))
+    console.print(f"sweep {sweep_spec.name}: {counts} -> {sweep_dir}/summary.csv", highlight=False, soft_wrap=True)
+    for row in outcome.rows:
+        if row["state"] == "failed":
+            err_console.print(f"failed {row['run_id']}: {row['error']}", highlight=False, soft_wrap=True)
+    if outcome.stopped or outcome.counts.get("completed", 0) != len(points):
+        raise typer.Exit(1)
+
+
 def main() -> None:  # pragma: no cover - console entry
     app(prog_name="groklab")
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -14,7 +14,7 @@ __all__ = ["HookPoint", "HookedModule", "MLPModel", "Transformer", "build_model"
 
 def build_model(cfg: ModelConfig, p: int, seed: int | None = None) -> Transformer | MLPModel:
     """The model for ``cfg.arch``; with ``seed``, its initial weights come from that seed alone."""
-    cls = {"transformer": Transformer, "mlp": MLPModel}[cfg.arch]
+    cls: type[Transformer] | type[MLPModel] = Transformer if cfg.arch == "transformer" else MLPModel
     if seed is None:
         return cls(cfg, p)
     with torch.random.fork_rng(devices=[]):

@@ -8,6 +8,7 @@ activations at ``blocks.{i}.mlp.hook_pre|hook_post`` and ``unembed.W_U [d_hidden
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -38,19 +39,29 @@ class Layer(nn.Module):  # a container so hook names read blocks.{i}.mlp.hook_*
         self.mlp = HiddenLayer(d_in, d_out, act)
 
 
+class TokenEmbed(nn.Module):
+    def __init__(self, p: int, d_embed: int) -> None:
+        super().__init__()
+        self.W_E = nn.Parameter(torch.randn(p, d_embed) / math.sqrt(d_embed))
+
+
+class Readout(nn.Module):
+    def __init__(self, d_in: int, p: int) -> None:
+        super().__init__()
+        self.W_U = nn.Parameter(torch.randn(d_in, p) / math.sqrt(d_in))
+        self.b_U = nn.Parameter(torch.zeros(p))
+
+
 class MLPModel(HookedModule):
     """``forward(tokens [batch, 3]) -> logits [batch, p]`` (the `=` token is ignored)."""
 
     def __init__(self, cfg: ModelConfig, p: int) -> None:
         super().__init__()
         self.cfg, self.p = cfg, p
-        self.embed = nn.Module()
-        self.embed.W_E = nn.Parameter(torch.randn(p, cfg.d_embed) / math.sqrt(cfg.d_embed))
+        self.embed = TokenEmbed(p, cfg.d_embed)
         sizes = [2 * cfg.d_embed, *cfg.hidden]
         self.blocks = nn.ModuleList(Layer(i, o, cfg.act) for i, o in zip(sizes[:-1], sizes[1:], strict=True))
-        self.unembed = nn.Module()
-        self.unembed.W_U = nn.Parameter(torch.randn(sizes[-1], p) / math.sqrt(sizes[-1]))
-        self.unembed.b_U = nn.Parameter(torch.zeros(p))
+        self.unembed = Readout(sizes[-1], p)
         self.hook_embed = HookPoint()  # [batch, 2 * d_embed]
         self.setup_hooks()
 
@@ -69,7 +80,7 @@ class MLPModel(HookedModule):
 
     def forward(self, tokens: Tensor) -> Tensor:
         x = self.hook_embed(self.embed.W_E[tokens[:, :2]].flatten(1))
-        for layer in self.blocks:
+        for layer in cast(list[Layer], list(self.blocks)):
             x = layer.mlp(x)
         return x @ self.unembed.W_U + self.unembed.b_U
 

@@ -15,6 +15,7 @@ computes only what the `=` logits need and gives the same logits and gradients:
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -183,6 +184,10 @@ class Transformer(HookedModule):
         self.hook_pos_embed = HookPoint()  # [batch, pos, d_model]
         self.setup_hooks()
 
+    @property
+    def block_list(self) -> list[Block]:
+        return cast(list[Block], list(self.blocks))
+
     # names analysis relies on, shared with the MLP model
     @property
     def neuron_hooks(self) -> tuple[str, str]:
@@ -191,7 +196,7 @@ class Transformer(HookedModule):
 
     @property
     def W_L(self) -> Tensor:  # [d_mlp, p]: last MLP's neurons straight to the logits
-        return self.blocks[-1].mlp.W_out @ self.unembed.W_U
+        return self.block_list[-1].mlp.W_out @ self.unembed.W_U
 
     @property
     def W_E_tokens(self) -> Tensor:  # [p, d_model]: token rows, `=` dropped
@@ -220,7 +225,8 @@ class Transformer(HookedModule):
         tab1 = W_E + W_pos[1]  # [vocab, d_model]: position 1 before it first attends
         x1: Tensor | None = None  # [batch, d_model]: position 1 after the first layer
         x2 = (W_E[self.p] + W_pos[2]).unsqueeze(0)  # [1 | batch, d_model]: the `=` position
-        for i, block in enumerate(self.blocks):
+        blocks = self.block_list
+        for i, block in enumerate(blocks):
             attn = block.attn
             K0, V0 = block.kv(tab0)  # [vocab, head, d_head]
             q2 = block.q(x2)
@@ -236,7 +242,7 @@ class Transformer(HookedModule):
             k2, v2 = block.kv(x2)
             v0 = _take(V0, a)
             out2 = block.finish(x2 + attn.mix([s0, s1, _dot(k2, q2)], [v0, v1, v2]))
-            if i < len(self.blocks) - 1:  # later layers need positions 0 and 1 after this one
+            if i < len(blocks) - 1:  # later layers need positions 0 and 1 after this one
                 q1 = block.q(res1)
                 x1 = block.finish(res1 + attn.mix([_dot(_take(K0, a), q1), _dot(k1, q1)], [v0, v1]))
                 tab0 = block.finish(tab0 + attn.mix([_dot(K0, block.q(tab0))], [V0]))
