@@ -1,0 +1,417 @@
+"""Grokking events, phase boundaries and the success criteria of a reproduction, from records.
+
+Inputs are lists of dicts, one per evaluation, with at least ``step``: the lines of
+``metrics.jsonl`` (train_acc, test_acc, train_loss, test_loss, ...) or of ``progress.jsonl``
+(``Progress.to_dict()``). Records are sorted by step; records missing a needed key (or holding
+None there) are skipped for the measure that needs it. Nothing here invents a number: an event
+that did not happen is None, with the reason in ``reasons``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = [
+    "CONTROL_DROP_MAX",
+    "GINI_THRESHOLD",
+    "KEY_DROP_MIN",
+    "MEMORIZATION_TEST_MAX",
+    "TEST_THRESHOLD",
+    "TRAIN_THRESHOLD",
+    "Criterion",
+    "GrokkingEvents",
+    "Phases",
+    "grokking_events",
+    "half_drop_step",
+    "phase_boundaries",
+    "success_criteria",
+    "summary_record",
+]
+
+TRAIN_THRESHOLD = 0.99  # memorization: train accuracy
+TEST_THRESHOLD = 0.95  # grokking: test accuracy, reached and held to the end
+MEMORIZATION_TEST_MAX = 0.5  # "test stays low": test accuracy at the memorization step below this
+# Gini of the W_E spectrum. At initialisation every frequency's norm is a chi variable with 2 * d_model
+# degrees of freedom, so the spectrum is nearly flat (Gini about 0.03 for the nanda model); m equally
+# strong frequencies out of N and nothing else give 1 - m/N (0.91 for 5 of 56). 0.5 sits well between.
+GINI_THRESHOLD = 0.5
+KEY_DROP_MIN = 30.0  # key-frequency ablation: test accuracy drop, percentage points, at least
+CONTROL_DROP_MAX = 5.0  # random-frequency control: mean drop, percentage points, below
+
+
+def _series(records: Sequence[dict[str, Any]], key: str) -> list[tuple[int, float]]:
+    """[(step, value)] sorted by step, for records where ``key`` holds a finite number."""
+    out = []
+    for r in records:
+        v = r.get(key)
+        if r.get("step") is not None and isinstance(v, int | float) and math.isfinite(v):
+            out.append((int(r["step"]), float(v)))
+    return sorted(out)
+
+
+@dataclass
+class GrokkingEvents:
+    """Memorization step, grokking step and delay (``summary.json["events"]``).
+
+    memorization_step: first evaluation with train_acc >= 0.99. grokking_step: first evaluation
+    with test_acc >= 0.95 after which every evaluation to the end has test_acc >= 0.95.
+    delay = grokking_step - memorization_step. None (with ``reasons[name]``) where absent.
+    """
+
+    memorization_step: int | None
+    grokking_step: int | None
+    delay: int | None
+    last_step: int | None
+    n_evals: int
+    train_threshold: float = TRAIN_THRESHOLD
+    test_threshold: float = TEST_THRESHOLD
+    reasons: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def grokking_events(
+    metrics: Sequence[dict[str, Any]], train_threshold: float = TRAIN_THRESHOLD, test_threshold: float = TEST_THRESHOLD
+) -> GrokkingEvents:
+    """Grokking events from evaluation records (keys step, train_acc, test_acc)."""
+    train, test = _series(metrics, "train_acc"), _series(metrics, "test_acc")
+    steps = sorted({s for s, _ in train} | {s for s, _ in test})
+    ev = GrokkingEvents(None, None, None, steps[-1] if steps else None, len(steps), train_threshold, test_threshold)
+    if not train:
+        ev.reasons["memorization_step"] = "no evaluation records train_acc"
+    else:
+        hit = [s for s, v in train if v >= train_threshold]
+        if hit:
+            ev.memorization_step = hit[0]
+        else:
+            best = max(train, key=lambda x: x[1])
+            ev.reasons["memorization_step"] = (
+                f"train accuracy never reached {train_threshold} (best {best[1]:.4f} at step {best[0]})"
+            )
+    if not test:
+        ev.reasons["grokking_step"] = "no evaluation records test_acc"
+    else:
+        below = [i for i, (_, v) in enumerate(test) if v < test_threshold]
+        if not below:
+            ev.grokking_step = test[0][0]
+        elif below[-1] + 1 < len(test):
+            ev.grokking_step = test[below[-1] + 1][0]
+        else:
+            reached = [s for s, v in test if v >= test_threshold]
+            last_s, last_v = test[-1]
+            if reached:
+                ev.reasons["grokking_step"] = (
+                    f"test accuracy reached {test_threshold} at step {reached[0]} but did not hold: "
+                    f"{last_v:.4f} at the last evaluation (step {last_s})"
+                )
+            else:
+                best = max(test, key=lambda x: x[1])
+                ev.reasons["grokking_step"] = (
+                    f"test accuracy never reached {test_threshold} (best {best[1]:.4f} at step {best[0]})"
+                )
+    if ev.memorization_step is not None and ev.grokking_step is not None:
+        ev.delay = ev.grokking_step - ev.memorization_step
+    else:
+        missing = [n for n in ("memorization_step", "grokking_step") if getattr(ev, n) is None]
+        ev.reasons["delay"] = f"no {' and no '.join(m.replace('_', ' ') for m in missing)}"
+    return ev
+
+
+# ---------------------------------------------------------------- phases
+
+PHASE_RULES = {
+    "memorization": "from the first evaluation to the memorization step (first train_acc >= 0.99)",
+    "circuit_formation": (
+        "from the memorization step until the log-loss gap g = ln(test_loss) - ln(train_loss), after its "
+        "largest value at or after the memorization step, has closed by a fraction `start` (0.1) of that "
+        "largest value: the test loss has begun its fall while train loss stays low"
+    ),
+    "cleanup": (
+        "from there until g has closed by a fraction `end` (0.9) of its largest value: test loss has come "
+        "down to within a factor exp(0.1 * g_max) of train loss; the memorizing components are gone"
+    ),
+}
+
+
+@dataclass
+class Phases:
+    """Phase boundaries (``summary.json["phases"]``): steps where each phase starts and ends.
+
+    memorization [first step, memorization_end], circuit formation [memorization_end,
+    cleanup_start], cleanup [cleanup_start, cleanup_end]; the rules are in ``rules`` (and
+    ``PHASE_RULES``). ``changes`` gives, per phase, each available measure's value at its start
+    and end (e.g. excluded loss should rise during circuit formation). A boundary that cannot be
+    placed is None with ``reasons[name]``.
+    """
+
+    first_step: int | None
+    memorization_end: int | None
+    cleanup_start: int | None
+    cleanup_end: int | None
+    last_step: int | None
+    gap_max: float | None  # largest ln(test_loss) - ln(train_loss) after memorization (nats)
+    rules: dict[str, str]
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    reasons: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+CHANGE_KEYS = (
+    "train_loss",
+    "test_loss",
+    "restricted_loss",
+    "excluded_loss",
+    "gini_embed",
+    "gini_unembed",
+    "weight_norm",
+)
+
+
+def _value_at(records: Sequence[dict[str, Any]], key: str, step: int) -> float | None:
+    series = dict(_series(records, key))
+    return series.get(step)
+
+
+def phase_boundaries(
+    records: Sequence[dict[str, Any]],
+    events: GrokkingEvents | None = None,
+    *,
+    start: float = 0.1,
+    end: float = 0.9,
+) -> Phases:
+    """Memorization / circuit formation / cleanup boundaries by the rules in ``PHASE_RULES``.
+
+    Uses train_loss and test_loss of ``records`` (metrics or progress records; the finer, the
+    sharper the boundaries), and the memorization and grokking steps of ``events`` (default:
+    ``grokking_events(records)``; pass the events of the finer metrics log when ``records`` are
+    progress records). The cleanup boundaries need a run that grokked and a positive loss gap
+    after memorization. Boundaries are steps of ``records``, except ``memorization_end``, which
+    is the memorization step of ``events``.
+    """
+    rules = {k: v.replace("`start` (0.1)", f"{start}").replace("`end` (0.9)", f"{end}") for k, v in PHASE_RULES.items()}
+    steps = sorted({int(r["step"]) for r in records if r.get("step") is not None})
+    ph = Phases(steps[0] if steps else None, None, None, None, steps[-1] if steps else None, None, rules)
+    ev = events if events is not None else grokking_events(records)
+    ph.memorization_end = ev.memorization_step
+    if ev.memorization_step is None:
+        ph.reasons["memorization_end"] = ev.reasons["memorization_step"]
+        ph.reasons["cleanup_start"] = ph.reasons["cleanup_end"] = "no memorization step"
+        return ph
+    t0 = ev.memorization_step
+    train, test = dict(_series(records, "train_loss")), dict(_series(records, "test_loss"))
+    gap = [(s, math.log(test[s]) - math.log(train[s])) for s in sorted(train) if s >= t0 and s in test and train[s] > 0]
+    gap = [(s, g) for s, g in gap if test[s] > 0]
+    why = None
+    if ev.grokking_step is None:
+        why = f"the run did not grok ({ev.reasons['grokking_step']})"
+    elif not gap:
+        why = "no records with positive train and test loss after the memorization step"
+    elif max(g for _, g in gap) <= 0:
+        why = "test loss never exceeded train loss after the memorization step"
+    if why is not None:
+        ph.reasons["cleanup_start"] = ph.reasons["cleanup_end"] = why
+    else:
+        i_max = max(range(len(gap)), key=lambda i: gap[i][1])
+        g_max = gap[i_max][1]
+        ph.gap_max = g_max
+        after = gap[i_max:]
+        ph.cleanup_start = next((s for s, g in after if g <= (1 - start) * g_max), None)
+        if ph.cleanup_start is None:
+            ph.reasons["cleanup_start"] = f"the loss gap never closed by {start:.0%} of its largest value"
+            ph.reasons["cleanup_end"] = "no cleanup start"
+        else:
+            ph.cleanup_end = next((s for s, g in after if s >= ph.cleanup_start and g <= (1 - end) * g_max), None)
+            if ph.cleanup_end is None:
+                ph.reasons["cleanup_end"] = f"the loss gap never closed by {end:.0%} of its largest value"
+    spans = [
+        ("memorization", ph.first_step, ph.memorization_end),
+        ("circuit_formation", ph.memorization_end, ph.cleanup_start),
+        ("cleanup", ph.cleanup_start, ph.cleanup_end),
+    ]
+    for name, a, b in spans:
+        if a is None or b is None:
+            continue
+        vals = {}
+        for key in CHANGE_KEYS:
+            va, vb = _value_at(records, key, a), _value_at(records, key, b)
+            if va is not None and vb is not None:
+                vals[key] = {"start": va, "end": vb}
+        ph.changes.append({"phase": name, "start": a, "end": b, "measures": vals})
+    return ph
+
+
+# ---------------------------------------------------------------- success criteria
+
+
+@dataclass
+class Criterion:
+    """One success criterion: passed iff ``value <comparison> threshold`` (False when value is None)."""
+
+    name: str
+    value: float | None
+    threshold: float
+    comparison: str  # ">=", "<" or ">"
+    passed: bool
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _criterion(name: str, value: float | None, threshold: float, comparison: str, detail: str) -> Criterion:
+    ops = {">=": lambda a, b: a >= b, "<": lambda a, b: a < b, ">": lambda a, b: a > b}
+    passed = value is not None and bool(ops[comparison](value, threshold))
+    return Criterion(name, value, threshold, comparison, passed, detail)
+
+
+def half_drop_step(records: Sequence[dict[str, Any]], key: str, from_step: int | None = None) -> int | None:
+    """First step at which ``key`` has fallen halfway, in log scale, from its largest value (at or
+    after ``from_step``) to its value at the last record: ln x <= (ln max + ln last) / 2, searched
+    from the step of the max on. None when the series is missing, non-positive or does not fall."""
+    series = [(s, v) for s, v in _series(records, key) if from_step is None or s >= from_step]
+    if not series or any(v <= 0 for _, v in series):
+        return None
+    i_max = max(range(len(series)), key=lambda i: series[i][1])
+    hi, lo = math.log(series[i_max][1]), math.log(series[-1][1])
+    if lo >= hi:
+        return None
+    mid = (hi + lo) / 2
+    return next(s for s, v in series[i_max:] if math.log(v) <= mid)
+
+
+def _get(obj: Any, *path: str) -> Any:
+    for key in path:
+        if obj is None:
+            return None
+        obj = obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
+    return obj
+
+
+def success_criteria(
+    metrics: Sequence[dict[str, Any]],
+    progress: Sequence[dict[str, Any]],
+    ablation: dict[str, Any] | None,
+    *,
+    gini_threshold: float = GINI_THRESHOLD,
+) -> list[Criterion]:
+    """The five criteria of a grokking reproduction, each {name, value, threshold, passed, ...}:
+
+    1. ``memorization_first``: test accuracy at the memorization step (train_acc >= 0.99) < 0.5.
+    2. ``generalization``: final test accuracy >= 0.95, and held there (a grokking step exists).
+    3. ``embedding_concentrated``: Gini of the W_E spectrum at the last progress record >=
+       ``gini_threshold`` (see ``GINI_THRESHOLD``).
+    4. ``key_frequency_ablation``: test accuracy drop (points) from removing the key frequencies >= 30.
+    5. ``control_ablation``: mean drop over the random non-key controls < 5.
+    6. ``restricted_before_test``: steps by which restricted loss (all pairs) reaches its log-scale
+       halfway point (``half_drop_step`` from the memorization step) before test loss does; > 0.
+
+    ``ablation`` is ``AblationReport.to_dict()`` (or None when not run).
+    """
+    ev = grokking_events(metrics)
+    out = []
+    mem = ev.memorization_step
+    test_at_mem = _value_at(metrics, "test_acc", mem) if mem is not None else None
+    out.append(
+        _criterion(
+            "memorization_first",
+            test_at_mem,
+            MEMORIZATION_TEST_MAX,
+            "<",
+            f"train accuracy reached {TRAIN_THRESHOLD} at step {mem}; test accuracy then {test_at_mem}"
+            if mem is not None
+            else ev.reasons["memorization_step"],
+        )
+    )
+    test = _series(metrics, "test_acc")
+    final = test[-1][1] if test else None
+    ok = ev.grokking_step is not None
+    detail = f"grokking step {ev.grokking_step}" if ok else ev.reasons.get("grokking_step", "")
+    gen = _criterion("generalization", final, TEST_THRESHOLD, ">=", detail)
+    gen.passed = gen.passed and ok
+    out.append(gen)
+    gini_series = _series(progress, "gini_embed")
+    g = gini_series[-1][1] if gini_series else None
+    out.append(
+        _criterion(
+            "embedding_concentrated",
+            g,
+            gini_threshold,
+            ">=",
+            f"Gini of the W_E spectrum at step {gini_series[-1][0]}"
+            if gini_series
+            else "no Gini in the progress records",
+        )
+    )
+    key_drop = _get(ablation, "frequency", "key", "acc_drop")
+    ctrl_drop = _get(ablation, "frequency", "control", "acc_drop", "mean")
+    why = "no ablation report" if ablation is None else _get(ablation, "frequency_reason") or ""
+    keys = _get(ablation, "frequency", "key", "frequencies")
+    out.append(
+        _criterion(
+            "key_frequency_ablation",
+            key_drop,
+            KEY_DROP_MIN,
+            ">=",
+            f"test accuracy drop (points) removing frequencies {keys} from W_E" if key_drop is not None else why,
+        )
+    )
+    n_ctrl = len(_get(ablation, "frequency", "control", "draws") or [])
+    out.append(
+        _criterion(
+            "control_ablation",
+            ctrl_drop,
+            CONTROL_DROP_MAX,
+            "<",
+            f"mean test accuracy drop (points) over {n_ctrl} draws of {len(keys or [])} random non-key frequencies"
+            if ctrl_drop is not None
+            else why or "no control draws",
+        )
+    )
+    t_r = half_drop_step(progress, "restricted_loss", mem)
+    t_t = half_drop_step(progress, "test_loss", mem)
+    lead = None if t_r is None or t_t is None else float(t_t - t_r)
+    if lead is not None:
+        detail = f"restricted loss halfway down at step {t_r}, test loss at step {t_t}"
+    else:
+        missing = [n for n, t in (("restricted loss", t_r), ("test loss", t_t)) if t is None]
+        detail = f"no halfway point (log scale, after memorization) for {' and '.join(missing)}"
+    out.append(_criterion("restricted_before_test", lead, 0.0, ">", detail))
+    return out
+
+
+def summary_record(
+    metrics: Sequence[dict[str, Any]],
+    progress: Sequence[dict[str, Any]],
+    neurons: dict[str, Any] | None,
+    ablation: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The ``summary.json`` record: events, phases, key frequencies, final metrics and criteria.
+
+    ``neurons`` / ``ablation`` are ``NeuronAnalysis.to_dict()`` / ``AblationReport.to_dict()``.
+    Phases use the metrics records (finest resolution) for train/test loss and accuracy; their
+    ``changes`` take measures from the progress records.
+    """
+    events = grokking_events(metrics)
+    by_step = {int(r["step"]): dict(r) for r in metrics if r.get("step") is not None}
+    for r in progress:  # progress measures join the metrics at checkpoint steps
+        if r.get("step") is not None:
+            by_step.setdefault(int(r["step"]), {}).update({k: v for k, v in r.items() if v is not None})
+    phases = phase_boundaries([by_step[s] | {"step": s} for s in sorted(by_step)], events)
+    criteria = success_criteria(metrics, progress, ablation)
+    last = max(metrics, key=lambda r: r.get("step", -1)) if metrics else {}
+    return {
+        "events": events.to_dict(),
+        "phases": phases.to_dict(),
+        "key_frequencies": _get(neurons, "key_frequencies"),
+        "embedding_key_frequencies": _get(neurons, "embedding_key_frequencies"),
+        "key_frequency_agreement": _get(neurons, "agreement"),
+        "final": {k: last.get(k) for k in ("step", "train_loss", "train_acc", "test_loss", "test_acc")},
+        "criteria": [c.to_dict() for c in criteria],
+        "all_passed": all(c.passed for c in criteria),
+    }
