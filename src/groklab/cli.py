@@ -206,6 +206,89 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+# -- analyze and reproduce -------------------------------------------------------------------------
+RunDirArg = Annotated[Path, typer.Argument(help="A run directory.")]
+
+
+def run_analysis(run_dir: Path, quiet: bool) -> dict[str, Any]:
+    """Analyse a run and write RUN_DIR/analysis/*; returns the summary."""
+    from groklab.analysis.pipeline import analyze_run
+    from groklab.runs import Run
+    from groklab.train import resolve_device
+
+    run = Run.open(run_dir)
+    show = not quiet and console.is_terminal
+    with console.status("analysing checkpoints", spinner="dots") if show else _nullcontext() as spinner:
+
+        def tick(i: int, n: int) -> None:
+            if spinner is not None:
+                spinner.update(f"analysing checkpoint {i}/{n}")
+
+        result = analyze_run(run, device=str(resolve_device("auto")), on_checkpoint=tick)
+    run.write_analysis(result.summary, result.progress, result.fourier, result.neurons, result.ablation)
+    for w in result.warnings:
+        err_console.print(f"warning: {w}", highlight=False, soft_wrap=True)
+    return result.summary
+
+
+@contextmanager
+def _nullcontext() -> Iterator[None]:
+    yield None
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    ev = summary["events"]
+    console.print(
+        f"key frequencies {summary['key_frequencies']} (from {summary['key_frequency_source']}); "
+        f"memorization step {ev['memorization_step']}, grokking step {ev['grokking_step']}, delay {ev['delay']}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for c in summary["criteria"]:
+        mark = "[green]pass[/]" if c["passed"] else "[red]fail[/]"
+        console.print(f"  {mark} {c['name']}: {c['value']} ({c['comparison']} {c['threshold']})", soft_wrap=True)
+
+
+@app.command()
+@user_errors
+def analyze(run_dir: RunDirArg, quiet: QuietOpt = False) -> None:
+    """Fourier analysis, key frequencies, progress measures, ablations: writes RUN_DIR/analysis/."""
+    summary = run_analysis(run_dir, quiet)
+    print_summary(summary)
+    console.print(f"wrote {run_dir / 'analysis'}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+@user_errors
+def reproduce(
+    config: ConfigOpt = "nanda",
+    set_: SetOpt = None,
+    out: OutOpt = None,
+    runs_dir: RunsDirOpt = Path("runs"),
+    quiet: QuietOpt = False,
+) -> None:
+    """Train (stopping shortly after grokking), analyse, draw figures and write the report."""
+    from groklab.runs import check_new_run_path
+    from groklab.train import start_training
+
+    overrides = list(set_ or [])
+    if not any(o.split("=", 1)[0].strip() == "train.stop_after_grok" for o in overrides):
+        overrides.append(f"train.stop_after_grok={REPRODUCE_STOP_AFTER_GROK}")
+    cfg = load_config(config, overrides)
+    path = out if out is not None else default_run_dir(runs_dir, cfg)
+    check_new_run_path(path)
+    with training_progress(cfg.train.steps, 0, quiet) as update:
+        run, result = start_training(cfg, path, on_eval=update)
+    print_result(run.path, result)
+    if result.state != "completed":
+        raise typer.Exit(1)
+    print_summary(run_analysis(run.path, quiet))
+    console.print(f"run directory: {run.path}", highlight=False, soft_wrap=True)
+
+
+REPRODUCE_STOP_AFTER_GROK = 1000  # steps of held >= 0.99 test accuracy before `reproduce` stops training
+
+
 # -- sweep ------------------------------------------------------------------------------------------
 @app.command()
 @user_errors

@@ -26,6 +26,8 @@ import yaml
 __all__ = ["Run", "RunError", "RunLockedError", "atomic_write", "is_run_dir", "list_runs", "read_jsonl"]
 
 STATES = ("running", "completed", "failed", "interrupted")
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 _CKPT = re.compile(r"^step_(\d{7,})\.pt$")
 
 
@@ -48,6 +50,7 @@ def atomic_write(path: Path, data: bytes | str) -> None:
             f.write(raw)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -157,6 +160,36 @@ class Run:
         """Keep only records with step <= last_step (used when resuming from a checkpoint)."""
         kept = [r for r in self.metrics() if r["step"] <= last_step]
         atomic_write(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
+
+    # -- analysis ----------------------------------------------------------------------------------
+    def write_analysis(
+        self, summary: dict[str, Any], progress: list[dict[str, Any]], fourier: dict[str, Any],
+        neurons: dict[str, Any], ablation: dict[str, Any],
+    ) -> None:  # fmt: skip
+        """Write ``analysis/`` (each file atomic; summary.json last, so its presence means complete)."""
+        d = self.analysis_dir
+        atomic_write(d / "progress.jsonl", "".join(json.dumps(r) + "\n" for r in progress))
+        for name, obj in (("fourier", fourier), ("neurons", neurons), ("ablation", ablation), ("summary", summary)):
+            atomic_write(d / f"{name}.json", json.dumps(obj, indent=1) + "\n")
+
+    def analysis(self, name: str) -> Any:
+        """A record of ``analysis/`` (``summary``, ``fourier``, ``neurons``, ``ablation``; ``progress``
+        gives the list of progress.jsonl); RunError when missing or unreadable."""
+        if name == "progress":
+            path = self.analysis_dir / "progress.jsonl"
+            if not path.exists():
+                raise RunError(f"{path}: missing (run `groklab analyze {self.path}`)")
+            return read_jsonl(path)
+        path = self.analysis_dir / f"{name}.json"
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            raise RunError(f"{path}: missing (run `groklab analyze {self.path}`)") from None
+        except json.JSONDecodeError:
+            raise RunError(f"{path}: not valid JSON (run `groklab analyze {self.path}` again)") from None
+
+    def has_analysis(self) -> bool:
+        return (self.analysis_dir / "summary.json").is_file()
 
     # -- checkpoints -------------------------------------------------------------------------------
     def checkpoint_path(self, step: int) -> Path:
