@@ -31,3 +31,22 @@ def test_output_dir() -> Path:
     path = Path(os.environ.get("GROKLAB_TEST_OUTPUT", Path(__file__).resolve().parent.parent / "test-output"))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+# A small real run that memorizes, then groks (p = 17, about 5 s), trained and analysed once per session.
+GROKKING_DEBUG = ["task.train_frac=0.8", "optim.lr=5e-3", "optim.weight_decay=2.0", "train.steps=1500"]
+
+
+@pytest.fixture(scope="session")
+def analysed_run(tmp_path_factory) -> Path:
+    """A run directory of a grokked debug model with its analysis/ written; treat as read-only."""
+    from groklab.analysis.pipeline import analyze_run
+    from groklab.config import load_config
+    from groklab.train import start_training
+
+    out = tmp_path_factory.mktemp("shared") / "grokked"
+    run, result = start_training(load_config("debug", GROKKING_DEBUG), out)
+    assert result.state == "completed"
+    a = analyze_run(run)
+    run.write_analysis(a.summary, a.progress, a.fourier, a.neurons, a.ablation)
+    return out
