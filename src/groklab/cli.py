@@ -192,7 +192,7 @@ def list_cmd(runs_dir: RunsDirOpt = Path("runs")) -> None:
     table = Table()
     cols = ["name", "op", "p", "train_frac", "steps", "state", "train_acc", "test_acc", "grok_step"]
     for c in cols:
-        table.add_column(c, overflow="fold")
+        table.add_column(c, overflow="fold", no_wrap=c != "name")
     for row in rows:
         table.add_row(*(_fmt(row.get(c)) for c in cols))
     console.print(table)
