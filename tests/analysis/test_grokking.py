@@ -117,6 +117,32 @@ def test_phases_on_a_synthetic_curve():
     json.dumps(ph2.to_dict(), allow_nan=False)
 
 
+def test_a_loss_spike_is_not_a_phase_boundary():
+    m = [dict(r) for r in METRICS]
+    for r in m:
+        if r["step"] in (4000, 9000):  # training instability: train loss jumps, train accuracy falls
+            r.update(train_loss=3.0, train_acc=0.4)
+    ph = phase_boundaries(m)
+    assert ph.cleanup_start in (5300, 5400) and ph.cleanup_end in (7700, 7800)
+
+
+def test_cleanup_is_measured_against_the_final_gap():
+    # train loss keeps falling to 1e-5 while test loss stops at 1e-3: the gap settles at ln 100, not 0
+    m = [
+        dict(
+            r,
+            train_loss=geo(r["step"], 0, 1000, 4.0, 1e-3)
+            if r["step"] < 5000
+            else geo(r["step"], 5000, 8000, 1e-3, 1e-5),
+        )
+        for r in METRICS
+    ]
+    ph = phase_boundaries(m)
+    assert ph.gap_max == pytest.approx(math.log(1e4)) and ph.gap_end == pytest.approx(math.log(100))
+    # ln(test/train) falls linearly from ln 1e4 to ln 1e2 over 5000..8000: 10% at 5300, 90% at 7700
+    assert ph.cleanup_start in (5300, 5400) and ph.cleanup_end in (7700, 7800)
+
+
 def test_phases_of_a_run_that_did_not_grok():
     m = [dict(r, test_acc=0.2, test_loss=10.0) for r in METRICS]
     ph = phase_boundaries(m)
@@ -128,8 +154,10 @@ def test_phases_of_a_run_that_did_not_grok():
 
 def test_half_drop_step():
     recs = [{"step": s, "x": v} for s, v in [(0, 1.0), (10, 100.0), (20, 50.0), (30, 5.0), (40, 1.0)]]
-    assert half_drop_step(recs, "x") == 30  # ln 100 -> ln 1: halfway is 10; 50 > 10 >= 5
-    assert half_drop_step(recs, "x", from_step=20) == 30  # from 50 to 1: halfway ~7.07
+    # ln 100 -> ln 1: halfway is 10, crossed between (20, 50) and (30, 5), interpolated in ln x
+    assert half_drop_step(recs, "x") == pytest.approx(20 + 10 * math.log(50 / 10) / math.log(50 / 5))
+    # from 50 to 1: halfway sqrt(50)
+    assert half_drop_step(recs, "x", from_step=20) == pytest.approx(20 + 10 * math.log(50 / 50**0.5) / math.log(10))
     assert half_drop_step([{"step": 0, "x": 1.0}, {"step": 1, "x": 2.0}], "x") is None  # rises at the end
     assert half_drop_step(recs, "missing") is None
 
@@ -150,7 +178,7 @@ def test_success_criteria_all_pass_on_a_reproduction():
     assert crit["embedding_concentrated"].value == pytest.approx(0.85)
     assert crit["key_frequency_ablation"].value == 92.0 and crit["control_ablation"].value == 0.4
     # restricted loss halfway (ln 3 -> ln 1e-3) at 3500 by the 500-step progress grid; test loss at 6500
-    assert crit["restricted_before_test"].value == 6500 - 3500
+    assert crit["restricted_before_test"].value == pytest.approx(6500 - 3500)
     for c in crit.values():
         assert set(c.to_dict()) == {"name", "value", "threshold", "comparison", "passed", "detail"}
 
@@ -167,7 +195,7 @@ def test_success_criteria_fail_honestly():
     crit = {c.name: c for c in success_criteria(not_grokked, late, bad_ablation, gini_threshold=0.9)}
     assert not any(c.passed for c in crit.values() if c.name != "memorization_first")
     assert crit["generalization"].value == pytest.approx(0.9) and "never reached" in crit["generalization"].detail
-    assert crit["restricted_before_test"].value == 0
+    assert crit["restricted_before_test"].value == pytest.approx(0, abs=1e-9)
     none = {c.name: c for c in success_criteria(METRICS, [], None)}
     assert none["key_frequency_ablation"].value is None and not none["key_frequency_ablation"].passed
     assert none["key_frequency_ablation"].detail == "no ablation report"

@@ -126,13 +126,16 @@ def grokking_events(
 PHASE_RULES = {
     "memorization": "from the first evaluation to the memorization step (first train_acc >= 0.99)",
     "circuit_formation": (
-        "from the memorization step until the log-loss gap g = ln(test_loss) - ln(train_loss), after its "
-        "largest value at or after the memorization step, has closed by a fraction `start` (0.1) of that "
-        "largest value: the test loss has begun its fall while train loss stays low"
+        "from the memorization step until the log-loss gap g = ln(test_loss) - ln(train_loss) has closed "
+        "by a fraction `start` (0.1) of the way from its largest value g_max (at or after the memorization "
+        "step) to its value g_end at the last record: test loss has begun its fall while train loss stays "
+        "low. Only records with train_acc >= 0.99 count, so a loss spike is not taken for a phase change"
     ),
     "cleanup": (
-        "from there until g has closed by a fraction `end` (0.9) of its largest value: test loss has come "
-        "down to within a factor exp(0.1 * g_max) of train loss; the memorizing components are gone"
+        "from there until the first record from which g stays within a fraction 1 - `end` (0.9) of that way "
+        "from g_end: the gap has settled at its final level, the memorizing components are gone. Measured "
+        "against the final gap, since a trained model keeps train loss below test loss; for a run stopped "
+        "mid-cleanup the phase ends near the last record"
     ),
 }
 
@@ -154,6 +157,7 @@ class Phases:
     cleanup_end: int | None
     last_step: int | None
     gap_max: float | None  # largest ln(test_loss) - ln(train_loss) after memorization (nats)
+    gap_end: float | None  # the same at the last record
     rules: dict[str, str]
     changes: list[dict[str, Any]] = field(default_factory=list)
     reasons: dict[str, str] = field(default_factory=dict)
@@ -194,9 +198,12 @@ def phase_boundaries(
     after memorization. Boundaries are steps of ``records``, except ``memorization_end``, which
     is the memorization step of ``events``.
     """
-    rules = {k: v.replace("`start` (0.1)", f"{start}").replace("`end` (0.9)", f"{end}") for k, v in PHASE_RULES.items()}
+    rules = {
+        k: v.replace("`start` (0.1)", f"{start}").replace("1 - `end` (0.9)", f"{1 - end:.2g}")
+        for k, v in PHASE_RULES.items()
+    }
     steps = sorted({int(r["step"]) for r in records if r.get("step") is not None})
-    ph = Phases(steps[0] if steps else None, None, None, None, steps[-1] if steps else None, None, rules)
+    ph = Phases(steps[0] if steps else None, None, None, None, steps[-1] if steps else None, None, None, rules)
     ev = events if events is not None else grokking_events(records)
     ph.memorization_end = ev.memorization_step
     if ev.memorization_step is None:
@@ -205,8 +212,10 @@ def phase_boundaries(
         return ph
     t0 = ev.memorization_step
     train, test = dict(_series(records, "train_loss")), dict(_series(records, "test_loss"))
-    gap = [(s, math.log(test[s]) - math.log(train[s])) for s in sorted(train) if s >= t0 and s in test and train[s] > 0]
-    gap = [(s, g) for s, g in gap if test[s] > 0]
+    acc = dict(_series(records, "train_acc"))
+    # records where the training set is still fitted: a loss spike (train_acc falling) is no phase change
+    fitted = [s for s in sorted(train) if s >= t0 and s in test and acc.get(s, 1.0) >= ev.train_threshold]
+    gap = [(s, math.log(test[s]) - math.log(train[s])) for s in fitted if train[s] > 0 and test[s] > 0]
     why = None
     if ev.grokking_step is None:
         why = f"the run did not grok ({ev.reasons['grokking_step']})"
@@ -218,17 +227,16 @@ def phase_boundaries(
         ph.reasons["cleanup_start"] = ph.reasons["cleanup_end"] = why
     else:
         i_max = max(range(len(gap)), key=lambda i: gap[i][1])
-        g_max = gap[i_max][1]
-        ph.gap_max = g_max
+        g_max, g_end = gap[i_max][1], gap[-1][1]
+        ph.gap_max, ph.gap_end = g_max, g_end
         after = gap[i_max:]
-        ph.cleanup_start = next((s for s, g in after if g <= (1 - start) * g_max), None)
-        if ph.cleanup_start is None:
-            ph.reasons["cleanup_start"] = f"the loss gap never closed by {start:.0%} of its largest value"
-            ph.reasons["cleanup_end"] = "no cleanup start"
+        if g_max - g_end <= 0:
+            ph.reasons["cleanup_start"] = ph.reasons["cleanup_end"] = "the loss gap is largest at the last record"
         else:
-            ph.cleanup_end = next((s for s, g in after if s >= ph.cleanup_start and g <= (1 - end) * g_max), None)
-            if ph.cleanup_end is None:
-                ph.reasons["cleanup_end"] = f"the loss gap never closed by {end:.0%} of its largest value"
+            ph.cleanup_start = next(s for s, g in after if g <= g_max - start * (g_max - g_end))
+            level = g_max - end * (g_max - g_end)
+            settled = [i for i in range(len(after)) if all(g <= level for _, g in after[i:])]
+            ph.cleanup_end = max(after[settled[0]][0], ph.cleanup_start)
     spans = [
         ("memorization", ph.first_step, ph.memorization_end),
         ("circuit_formation", ph.memorization_end, ph.cleanup_start),
@@ -270,10 +278,18 @@ def _criterion(name: str, value: float | None, threshold: float, comparison: str
     return Criterion(name, value, threshold, comparison, passed, detail)
 
 
-def half_drop_step(records: Sequence[dict[str, Any]], key: str, from_step: int | None = None) -> int | None:
-    """First step at which ``key`` has fallen halfway, in log scale, from its largest value (at or
-    after ``from_step``) to its value at the last record: ln x <= (ln max + ln last) / 2, searched
-    from the step of the max on. None when the series is missing, non-positive or does not fall."""
+def half_drop_step(records: Sequence[dict[str, Any]], key: str, from_step: int | None = None) -> float | None:
+    """Step at which ``key`` has fallen halfway, in log scale, from its largest value (at or after
+    ``from_step``) to its value at the last record: where ln x first reaches (ln max + ln last) / 2
+    after the max, interpolated linearly in ln x between the two records around the crossing (so
+    that sparse checkpoints still order two curves). None when the series is missing, not positive
+    or ends at its max."""
+    found = _half_drop(records, key, from_step)
+    return None if found is None else found[0]
+
+
+def _half_drop(records: Sequence[dict[str, Any]], key: str, from_step: int | None) -> tuple[float, int, int] | None:
+    """(interpolated step, record step before, record step after) of ``half_drop_step``."""
     series = [(s, v) for s, v in _series(records, key) if from_step is None or s >= from_step]
     if not series or any(v <= 0 for _, v in series):
         return None
@@ -282,7 +298,10 @@ def half_drop_step(records: Sequence[dict[str, Any]], key: str, from_step: int |
     if lo >= hi:
         return None
     mid = (hi + lo) / 2
-    return next(s for s, v in series[i_max:] if math.log(v) <= mid)
+    i = next(i for i in range(i_max, len(series)) if math.log(series[i][1]) <= mid)
+    (s0, v0), (s1, v1) = series[i - 1], series[i]
+    y0, y1 = math.log(v0), math.log(v1)
+    return (float(s1) if y0 == y1 else s0 + (s1 - s0) * (y0 - mid) / (y0 - y1)), s0, s1
 
 
 def _get(obj: Any, *path: str) -> Any:
@@ -309,7 +328,8 @@ def success_criteria(
     4. ``key_frequency_ablation``: test accuracy drop (points) from removing the key frequencies >= 30.
     5. ``control_ablation``: mean drop over the random non-key controls < 5.
     6. ``restricted_before_test``: steps by which restricted loss (all pairs) reaches its log-scale
-       halfway point (``half_drop_step`` from the memorization step) before test loss does; > 0.
+       halfway point (``half_drop_step`` from the memorization step, interpolated between progress
+       records) before test loss does, both from the progress records; > 0.
 
     ``ablation`` is ``AblationReport.to_dict()`` (or None when not run).
     """
@@ -373,12 +393,16 @@ def success_criteria(
             else why or "no control draws",
         )
     )
-    t_r = half_drop_step(progress, "restricted_loss", mem)
-    t_t = half_drop_step(progress, "test_loss", mem)
-    lead = None if t_r is None or t_t is None else float(t_t - t_r)
-    if lead is not None:
-        detail = f"restricted loss halfway down at step {t_r}, test loss at step {t_t}"
+    h_r = _half_drop(progress, "restricted_loss", mem)
+    h_t = _half_drop(progress, "test_loss", mem)
+    lead = None if h_r is None or h_t is None else h_t[0] - h_r[0]
+    if h_r is not None and h_t is not None:
+        detail = (
+            f"halfway down (log scale, interpolated between progress records): restricted loss at step "
+            f"{h_r[0]:.0f} (records {h_r[1]}-{h_r[2]}), test loss at step {h_t[0]:.0f} (records {h_t[1]}-{h_t[2]})"
+        )
     else:
+        t_r, t_t = (None if h is None else h[0] for h in (h_r, h_t))
         missing = [n for n, t in (("restricted loss", t_r), ("test loss", t_t)) if t is None]
         detail = f"no halfway point (log scale, after memorization) for {' and '.join(missing)}"
     out.append(_criterion("restricted_before_test", lead, 0.0, ">", detail))
