@@ -133,23 +133,30 @@ def test_frequency_ablation_leaves_the_model_alone(arch):
     assert none["test_acc"] == pytest.approx(acc) and none["test_loss"] == pytest.approx(loss, rel=1e-5)
 
 
-def test_head_ablation_uses_the_mean_output():
-    model, ds, test = small("transformer")
+@pytest.mark.parametrize(("layernorm", "n_layers"), [(False, 1), (True, 1), (False, 2)])
+def test_head_ablation_uses_the_mean_output(layernorm, n_layers):
+    model, ds, test = small("transformer", layernorm, n_layers)
     heads, reason = head_ablation(model, ds, test)
-    assert reason is None and [(h["layer"], h["head"]) for h in heads] == [(0, 0), (0, 1)]
-    # by hand for head 1: z[:, :, 1] replaced by its mean over all inputs (per position)
+    assert reason is None
+    assert [(h["layer"], h["head"]) for h in heads] == [(i, h) for i in range(n_layers) for h in range(2)]
+    rows = ds.rows(torch.as_tensor(test))
     with torch.no_grad():
-        _, cache = model.run_with_cache(ds.tokens, names_filter=["blocks.0.attn.hook_z"])
-        mean = cache["blocks.0.attn.hook_z"].mean(0)
+        base = F.cross_entropy(model.eq_logits(ds.tokens[rows]).double(), ds.labels[rows])
+    for entry in heads:  # by hand: z[:, :, h] replaced by its mean over all inputs (per position)
+        name, h = f"blocks.{entry['layer']}.attn.hook_z", entry["head"]
+        with torch.no_grad():
+            _, cache = model.run_with_cache(ds.tokens, names_filter=[name])
+            mean = cache[name].mean(0)
 
-        def fn(z, hp):
-            z = z.clone()
-            z[:, :, 1] = mean[:, 1]
-            return z
+            def fn(z, hp, h=h, mean=mean):
+                z = z.clone()
+                z[:, :, h] = mean[:, h]
+                return z
 
-        rows = ds.rows(torch.as_tensor(test))
-        logits = model.run_with_hooks(ds.tokens[rows], fwd_hooks=[("blocks.0.attn.hook_z", fn)])[:, -1]
-    assert heads[1]["test_loss"] == pytest.approx(float(F.cross_entropy(logits.double(), ds.labels[rows])))
+            logits = model.run_with_hooks(ds.tokens[rows], fwd_hooks=[(name, fn)])[:, -1]
+        loss = float(F.cross_entropy(logits.double(), ds.labels[rows]))
+        assert entry["test_loss"] == pytest.approx(loss, rel=1e-5)
+        assert abs(loss - float(base)) > 1e-6  # the ablation did something
     mlp, _, _ = small("mlp")
     none, why = head_ablation(mlp, ds, test)
     assert none is None and "no attention heads" in why

@@ -25,7 +25,7 @@ import copy
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import torch
@@ -164,7 +164,7 @@ def _readout(model: Model, ds: Dataset, rows: Tensor) -> _Readout:
     with eval_mode(model):
         _, cache = model.run_with_cache(ds.tokens[rows.cpu()].to(dev), names_filter=[name])
     state = cache[name][:, -1].to(CDTYPE)
-    W = cast(Any, model.blocks[last]).mlp.W_out.detach().to(CDTYPE)
+    W = model.block_list[last].mlp.W_out.detach().to(CDTYPE)
     ln, unembed = copy.deepcopy(model.ln_final).to(CDTYPE), copy.deepcopy(model.unembed).to(CDTYPE)
 
     def head(s: Tensor) -> Tensor:
@@ -350,27 +350,41 @@ def head_ablation(
     model: Model, ds: Dataset, test_pairs: Tensor | np.ndarray | Sequence[int]
 ) -> tuple[list[dict[str, Any]] | None, str | None]:
     """([{layer, head, test_acc, test_loss, acc_drop}], None) replacing each head's ``hook_z`` by its
-    mean over all valid inputs (per position); (None, reason) for a model without attention heads."""
+    mean over all valid inputs (per position); (None, reason) for a model without attention heads.
+
+    Heads of the last layer matter only at `=`: their ablation is recomputed from the cached
+    residual stream there (attention output changed by (mean z - z) @ W_O[h], then MLP and
+    unembedding); heads of earlier layers rerun the hooked forward pass.
+    """
     if not isinstance(model, Transformer):
         return None, f"{type(model).__name__} has no attention heads"
     rows = _test_rows(ds, test_pairs)
     dev = next(model.parameters()).device
-    names = [f"blocks.{i}.attn.hook_z" for i in range(len(model.blocks))]
+    last = len(model.blocks) - 1
+    names = [f"blocks.{i}.attn.hook_z" for i in range(last + 1)]
+    mid = f"blocks.{last}.hook_resid_mid"
     out = []
     with eval_mode(model):
-        _, cache = model.run_with_cache(ds.tokens.to(dev), names_filter=names)
+        _, cache = model.run_with_cache(ds.tokens.to(dev), names_filter=[*names, mid])
         tokens, labels = ds.tokens[rows].to(dev), ds.labels[rows].to(dev)
-        base = _score(model.eq_logits(tokens), labels)
+        block = model.block_list[last]
+        resid = cache[mid][rows.to(dev), -1]  # [n, d_model] at `=`
+        z_eq = cache[names[last]][rows.to(dev), -1]  # [n, head, d_head]
+        base = _score(model.unembed(model.ln_final(block.finish(resid))), labels)
         for layer, name in enumerate(names):
             mean = cache[name].mean(0)  # [pos, head, d_head]
             for h in range(mean.shape[1]):
+                if layer == last:
+                    delta = (mean[-1, h] - z_eq[:, h]) @ block.attn.W_O[h]
+                    logits = model.unembed(model.ln_final(block.finish(resid + delta)))
+                else:
 
-                def fn(z: Tensor, hp: Any, h: int = h, mean: Tensor = mean) -> Tensor:
-                    z = z.clone()
-                    z[:, :, h] = mean[: z.shape[1], h]
-                    return z
+                    def fn(z: Tensor, hp: Any, h: int = h, mean: Tensor = mean) -> Tensor:
+                        z = z.clone()
+                        z[:, :, h] = mean[: z.shape[1], h]
+                        return z
 
-                logits = model.run_with_hooks(tokens, fwd_hooks=[(name, fn)])[:, -1]
+                    logits = model.run_with_hooks(tokens, fwd_hooks=[(name, fn)])[:, -1]
                 s = _score(logits, labels)
                 out.append({"layer": layer, "head": h, **s, "acc_drop": 100 * (base["test_acc"] - s["test_acc"])})
     return out, None

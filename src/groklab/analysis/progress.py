@@ -29,9 +29,8 @@ from torch import Tensor
 from groklab.analysis.fourier import (
     cos_fraction,
     embedding_spectrum,
-    excluded_logits,
     gini,
-    restricted_logits,
+    project_sum,
     trig_fve,
     unembed_spectrum,
 )
@@ -184,8 +183,10 @@ def progress_measures(
         return rec
     additive = OPERATIONS[ds.op].additive
     assert additive is not None
-    L_r = restricted_logits(logits, p, keys, additive)
-    L_x = excluded_logits(logits, p, keys, additive)
+    L64 = logits.to(torch.float64)
+    PL = project_sum(L64, p, keys, additive)
+    L_r = PL + L64.mean(0, keepdim=True)  # = restricted_logits(logits, ...)
+    L_x = L64 - PL  # = excluded_logits(logits, ...)
     r_losses = nll(L_r, labels)
     rec.restricted_loss = float(r_losses.mean())
     rec.restricted_loss_test = float(r_losses[te].mean())
