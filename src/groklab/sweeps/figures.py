@@ -1,0 +1,148 @@
+"""Phase diagrams: grokking step against each varied key (records in, matplotlib Figures out).
+
+For an axis key, points that share every other axis key form one line; replicates (seeds) of a
+point are summarised by the median grokking step, with a bar from the smallest to the largest.
+A run that never grokked counts as "later than any step" for the median; when at least half the
+seeds of a point never grokked, the point is drawn as an ``x`` on the dashed "never grokked" line
+above the step budget, and single seeds that never grokked are drawn there too. Only finished
+runs (state ``completed``) enter; others are not yet known. When both ``optim.lr`` and
+``optim.weight_decay`` vary, one more diagram puts their product (the effective weight decay)
+on the x axis.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Any
+
+from matplotlib.figure import Figure
+
+from groklab.sweeps.spec import axis_keys
+
+__all__ = ["EFFECTIVE_WD", "phase_diagrams", "phase_diagram"]
+
+EFFECTIVE_WD = "optim.lr*optim.weight_decay"
+NEVER = math.inf
+
+
+def phase_diagrams(rows: list[dict[str, Any]], varied: list[str], title: str = "") -> dict[str, Figure]:
+    """``{file stem: Figure}``, one per axis key (plus the effective weight decay when it applies)."""
+    axes = axis_keys(varied)
+    figs = {f"grok_step_vs_{_stem(k)}": phase_diagram(rows, k, [a for a in axes if a != k], title) for k in axes}
+    if "optim.lr" in varied and "optim.weight_decay" in varied:
+        derived = [{**r, EFFECTIVE_WD: _product(r)} for r in rows]
+        figs["grok_step_vs_effective_weight_decay"] = phase_diagram(derived, EFFECTIVE_WD, [], title)
+    return figs
+
+
+def phase_diagram(rows: list[dict[str, Any]], key: str, group_keys: list[str], title: str = "") -> Figure:
+    """Grokking step against ``key``; one line per combination of ``group_keys``."""
+    done = [r for r in rows if r.get("state") == "completed" and r.get(key) is not None]
+    budget = max((int(r["steps"]) for r in done if r.get("steps")), default=1)
+    ceiling = budget * 1.08
+    xs_all = sorted({_hashable(r[key]) for r in done}, key=_sort_key)
+    numeric = bool(xs_all) and all(isinstance(x, int | float) and not isinstance(x, bool) for x in xs_all)
+    position = (lambda x: x) if numeric else {x: i for i, x in enumerate(xs_all)}.__getitem__
+
+    groups: dict[tuple[Any, ...], dict[Any, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in done:
+        g = tuple(_hashable(r.get(k)) for k in group_keys)
+        grok = r.get("grok_step")
+        groups[g][_hashable(r[key])].append(NEVER if grok is None or grok == "" else float(grok))
+
+    fig = Figure(figsize=(6.4, 4.2), dpi=110)
+    ax = fig.add_subplot()
+    never_drawn = False
+    for i, (g, by_x) in enumerate(sorted(groups.items(), key=lambda kv: tuple(map(_sort_key, kv[0])))):
+        color = f"C{i % 10}"
+        label = ", ".join(f"{_short(k)}={v}" for k, v in zip(group_keys, g, strict=True)) or None
+        line_x, line_y = [], []
+        for x in sorted(by_x, key=_sort_key):
+            vals = sorted(by_x[x])
+            px = position(x)
+            finite = [v for v in vals if v != NEVER]
+            ax.scatter([px] * len(finite), finite, s=10, color=color, alpha=0.35, zorder=2)
+            n_never = len(vals) - len(finite)
+            if n_never:
+                ax.scatter([px], [ceiling], marker="x", s=18, color=color, alpha=0.35, zorder=2)
+                never_drawn = True
+            med = _median(vals)
+            if med == NEVER:
+                ax.scatter([px], [ceiling], marker="X", s=70, color=color, zorder=3)
+                continue
+            lo, hi = min(finite), (max(finite) if not n_never else ceiling)
+            ax.errorbar([px], [med], yerr=[[med - lo], [hi - med]], fmt="o", color=color, capsize=3, zorder=3)
+            line_x.append(px)
+            line_y.append(med)
+        ax.plot(line_x, line_y, "-", color=color, alpha=0.7, label=label)
+    if never_drawn or any(_median(v) == NEVER for by_x in groups.values() for v in by_x.values()):
+        ax.axhline(ceiling, ls="--", color="0.5", lw=0.8)
+        ax.text(
+            0.01,
+            ceiling,
+            f" never grokked (budget {budget} steps)",
+            transform=ax.get_yaxis_transform(),
+            va="bottom",
+            fontsize=8,
+            color="0.35",
+        )
+    if numeric and xs_all and all(x > 0 for x in xs_all) and max(xs_all) / min(xs_all) >= 8:
+        ax.set_xscale("log")
+    if not numeric:
+        ax.set_xticks(range(len(xs_all)), [str(x) for x in xs_all])
+    ax.set_ylim(0, ceiling * 1.08)
+    ax.set_xlabel("lr x weight_decay (effective weight decay)" if key == EFFECTIVE_WD else key)
+    ax.set_ylabel("grokking step (test acc >= 0.95, held)")
+    n_rep = _replicates(done, key, group_keys)
+    ax.set_title(
+        f"{title + ': ' if title else ''}grokking step vs {_short(key)}"
+        + (f" (median, min-max over {n_rep} seeds)" if n_rep > 1 else ""),
+        fontsize=10,
+    )
+    if not done:
+        ax.text(0.5, 0.5, "no finished points yet", transform=ax.transAxes, ha="center", color="0.4")
+    if any(k is not None for k in ax.get_legend_handles_labels()[1]) and group_keys:
+        ax.legend(fontsize=8, loc="best")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def _median(vals: list[float]) -> float:
+    vals = sorted(vals)
+    n = len(vals)
+    if n == 0:
+        return NEVER
+    if n % 2:
+        return vals[n // 2]
+    a, b = vals[n // 2 - 1], vals[n // 2]
+    return NEVER if NEVER in (a, b) else (a + b) / 2
+
+
+def _replicates(rows: list[dict[str, Any]], key: str, group_keys: list[str]) -> int:
+    counts: dict[tuple[Any, ...], int] = defaultdict(int)
+    for r in rows:
+        counts[(_hashable(r[key]), *(_hashable(r.get(k)) for k in group_keys))] += 1
+    return max(counts.values(), default=0)
+
+
+def _product(row: dict[str, Any]) -> float | None:
+    lr, wd = row.get("optim.lr"), row.get("optim.weight_decay")
+    return float(lr) * float(wd) if lr is not None and wd is not None else None
+
+
+def _hashable(v: Any) -> Any:
+    return tuple(v) if isinstance(v, list) else v
+
+
+def _sort_key(v: Any) -> tuple[int, Any]:
+    return (0, v) if isinstance(v, int | float) and not isinstance(v, bool) else (1, str(v))
+
+
+def _short(key: str) -> str:
+    return "lr*wd" if key == EFFECTIVE_WD else key.rsplit(".", 1)[-1]
+
+
+def _stem(key: str) -> str:
+    return key.replace(".", "_").replace("*", "_x_")
