@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from groklab.analysis.ablation import ablate_frequencies, head_ablation, neuron_ablation, remove_frequencies
+from groklab.analysis.ablation import (
+    ablate_frequencies,
+    ablation_report,
+    head_ablation,
+    neuron_ablation,
+    remove_frequencies,
+)
 from groklab.analysis.fourier import embedding_spectrum, fourier_basis
 from groklab.config import ModelConfig
 from groklab.data import make_dataset, make_split
@@ -160,3 +167,17 @@ def test_head_ablation_uses_the_mean_output(layernorm, n_layers):
     mlp, _, _ = small("mlp")
     none, why = head_ablation(mlp, ds, test)
     assert none is None and "no attention heads" in why
+
+
+@pytest.mark.parametrize("op", ["div", "mul"])
+def test_report_on_non_additive_tasks(op):
+    """Neuron and head ablations need no Fourier structure: they run on the valid pairs (div: b != 0)."""
+    model = build_model(ModelConfig(d_model=16, n_heads=2, d_head=8, d_mlp=24), P, seed=1)
+    ds = make_dataset(op, P)
+    _, test = make_split(ds, 0.5, 0)
+    rep = ablation_report(model, ds, test, [], {}, n_draws=2).to_dict()
+    assert rep["frequency"] is None and rep["frequency_reason"] == "no key frequencies were found"
+    acc, loss = hooked_score(model, ds, test, [])
+    assert rep["baseline"]["test_loss"] == pytest.approx(loss, rel=1e-5)
+    assert len(rep["neurons"]["importance"]) == 24 and len(rep["heads"]) == 2
+    json.dumps(rep, allow_nan=False)
