@@ -9,14 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from groklab.analysis.ablation import (
-    ablate_frequencies,
-    ablation_report,
-    head_ablation,
-    neuron_ablation,
-    remove_frequencies,
-)
-from groklab.analysis.fourier import embedding_spectrum, fourier_basis
+from groklab.analysis.ablation import ablate_frequencies, ablation_report, head_ablation, neuron_ablation
+from groklab.analysis.fourier import embedding_spectrum, fourier_basis, remove_frequencies
 from groklab.config import ModelConfig
 from groklab.data import make_dataset, make_split
 from groklab.models import build_model

@@ -29,11 +29,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from groklab.analysis.fourier import fourier_basis, freq_rows, frequencies
+from groklab.analysis.fourier import frequencies, remove_frequencies
 from groklab.analysis.neurons import Model, eq_activations
+from groklab.analysis.progress import accuracy, cross_entropy
 from groklab.data import Dataset
 from groklab.models import MLPModel, Transformer, eval_mode
 
@@ -43,16 +43,14 @@ __all__ = [
     "ablation_report",
     "head_ablation",
     "neuron_ablation",
-    "remove_frequencies",
 ]
 
 DTYPE = torch.float64
-CDTYPE = torch.float32  # cached states for neuron ablations (losses stay precise, see _batch_scores)
+CDTYPE = torch.float32  # cached states for neuron ablations (losses stay precise, see _score_inplace)
 
 
 def _score(logits: Tensor, labels: Tensor) -> dict[str, float]:
-    loss = F.cross_entropy(logits.to(DTYPE), labels)
-    return {"test_acc": float((logits.argmax(-1) == labels).to(DTYPE).mean()), "test_loss": float(loss)}
+    return {"test_acc": accuracy(logits, labels), "test_loss": cross_entropy(logits, labels)}
 
 
 def _test_rows(ds: Dataset, test_pairs: Tensor | np.ndarray | Sequence[int]) -> Tensor:
@@ -60,16 +58,6 @@ def _test_rows(ds: Dataset, test_pairs: Tensor | np.ndarray | Sequence[int]) -> 
 
 
 # ---------------------------------------------------------------- frequency ablation
-
-
-def remove_frequencies(W_E_tokens: Tensor, ks: Sequence[int]) -> Tensor:
-    """``W_E_tokens [p, d]`` with the cos and sin rows of frequencies ``ks`` projected out of every column."""
-    p = W_E_tokens.shape[0]
-    F_ = fourier_basis(p, W_E_tokens.device)
-    rows = [r for k in ks for r in freq_rows(int(k))]
-    Fk = F_[rows]  # [2|K|, p]
-    W = W_E_tokens.to(DTYPE)
-    return (W - Fk.T @ (Fk @ W)).to(W_E_tokens.dtype)
 
 
 def ablate_frequencies(model: Model, ds: Dataset, test_rows: Tensor, ks: Sequence[int]) -> dict[str, float]:
@@ -136,10 +124,10 @@ class _Readout:
     def score(self, state: Tensor, loss: bool = True, owned: bool = False) -> tuple[float, float | None]:
         """Score a state; ``owned`` states may be overwritten."""
         if self.head is not None:
-            return _score_inplace(self.head(state), self.labels, loss)
-        if not loss:
-            return _score_inplace(state, self.labels, False)
-        return _score_inplace(state if owned else state.clone(), self.labels, True)
+            state = self.head(state)
+        elif loss and not owned:
+            state = state.clone()
+        return _score_inplace(state, self.labels, loss)
 
     def without(self, neurons: Tensor) -> Tensor:
         """A new state with ``neurons`` mean-ablated."""
@@ -235,104 +223,43 @@ def neuron_ablation(
     delta_loss, test_acc, test_loss), "clusters" (per cluster: k, size, ablated, random acc/loss
     mean and std over ``n_draws`` groups), "all_clusters", "cumulative"}.
     """
-    with _one_thread():
-        return _neuron_ablation(model, ds, test_pairs, clusters, neuron_frequency, n_draws, top, seed)
-
-
-def _neuron_ablation(
-    model: Model,
-    ds: Dataset,
-    test_pairs: Tensor | np.ndarray | Sequence[int],
-    clusters: dict[int, list[int]],
-    neuron_frequency: Sequence[int] | None,
-    n_draws: int,
-    top: int,
-    seed: int,
-) -> dict[str, Any]:
     gen = np.random.default_rng(seed)
-    r = _readout(model, ds, _test_rows(ds, test_pairs))
-    d = r.W.shape[0]
-    base_acc, base_loss = r.score(r.state)
-    assert base_loss is not None
-    baseline = {"test_acc": base_acc, "test_loss": base_loss}
-    acc1, loss1 = _single_neurons(r)
-    importance = loss1 - baseline["test_loss"]
-    order = torch.argsort(importance, descending=True, stable=True)
-    freq = list(neuron_frequency) if neuron_frequency is not None else [None] * d
-    top_rows = [
-        {
-            "neuron": int(n),
-            "frequency": freq[int(n)],
-            "delta_loss": float(importance[n]),
-            "test_acc": float(acc1[n]),
-            "test_loss": float(loss1[n]),
-        }
-        for n in order[:top]
-    ]
+    with _one_thread():
+        r = _readout(model, ds, _test_rows(ds, test_pairs))
+        d = r.W.shape[0]
+        base_acc, base_loss = r.score(r.state)
+        assert base_loss is not None
+        baseline = {"test_acc": base_acc, "test_loss": base_loss}
+        acc1, loss1 = _single_neurons(r)
+        importance = loss1 - base_loss
+        order = torch.argsort(importance, descending=True, stable=True)
+        freq = list(neuron_frequency) if neuron_frequency is not None else [None] * d
+        top_rows = [
+            {"neuron": int(n), "frequency": freq[int(n)], "delta_loss": float(importance[n])}
+            | {"test_acc": float(acc1[n]), "test_loss": float(loss1[n])}
+            for n in order[:top]
+        ]
 
-    def group(neurons: Sequence[int]) -> dict[str, float]:
-        idx = torch.as_tensor(list(neurons), dtype=torch.long, device=r.W.device)
-        acc, loss = r.score(r.without(idx), owned=True)
-        assert loss is not None
-        return {"test_acc": acc, "test_loss": loss}
+        def group(neurons: Sequence[int]) -> dict[str, float]:
+            idx = torch.as_tensor(list(neurons), dtype=torch.long, device=r.W.device)
+            acc, loss = r.score(r.without(idx), owned=True)
+            return {"test_acc": acc, "test_loss": float(loss)}  # type: ignore[arg-type]
 
-    cluster_rows = []
-    for k, members in sorted(clusters.items()):
-        outside = np.setdiff1d(np.arange(d), members)
-        pool = outside if len(outside) >= len(members) else np.arange(d)
-        draws = [group(gen.choice(pool, size=len(members), replace=False).tolist()) for _ in range(n_draws)]
-        accs = torch.tensor([x["test_acc"] for x in draws], dtype=DTYPE)
-        losses = torch.tensor([x["test_loss"] for x in draws], dtype=DTYPE)
-        cluster_rows.append(
-            {
-                "k": int(k),
-                "size": len(members),
-                "ablated": group(members),
-                "random": {
-                    "n_draws": n_draws,
-                    "pool": "outside the cluster" if pool is outside else "all neurons",
-                    "test_acc": _stats(accs),
-                    "test_loss": _stats(losses),
-                },
+        cluster_rows = []
+        for k, members in sorted(clusters.items()):
+            outside = np.setdiff1d(np.arange(d), members)
+            pool = outside if len(outside) >= len(members) else np.arange(d)
+            draws = [group(gen.choice(pool, size=len(members), replace=False).tolist()) for _ in range(n_draws)]
+            random: dict[str, Any] = {
+                "n_draws": n_draws,
+                "pool": "outside the cluster" if pool is outside else "all neurons",
             }
-        )
-    clustered = sorted(n for v in clusters.values() for n in v)
-    all_clusters = {"size": len(clustered), **(group(clustered) if clustered else baseline)}
-
-    # cumulative: accuracy at every count in importance order, loss on a grid; random orders on the grid
-    counts = list(range(d + 1))
-    grid = _grid(d)
-    acc_c, loss_c = _curve(r, order, counts, loss_at=set(grid))
-    rand = [_curve(r, torch.as_tensor(gen.permutation(d), device=r.W.device), grid) for _ in range(n_draws)]
-    racc = torch.stack([a for a, _ in rand])  # [draws, len(grid)]
-    rloss = torch.tensor([[lo[m] for m in grid] for _, lo in rand], dtype=DTYPE)
-    below = torch.nonzero(acc_c < 0.5).flatten()
-    n_below, reason = None, None
-    if baseline["test_acc"] < 0.5:
-        reason = "baseline test accuracy is already below 50%"
-    elif below.numel() == 0:
-        reason = "ablating every neuron leaves test accuracy at or above 50%"
-    else:
-        n_below = int(below[0])
-    cumulative = {
-        "order": order.tolist(),
-        "n_ablated": counts,
-        "test_acc": acc_c.tolist(),
-        "loss_n_ablated": grid,
-        "test_loss": [loss_c[m] for m in grid],
-        "random": {
-            "n_draws": n_draws,
-            "n_ablated": grid,
-            "test_acc_mean": racc.mean(0).tolist(),
-            "test_acc_std": racc.std(0).tolist(),
-            "test_acc_min": racc.min(0).values.tolist(),
-            "test_acc_max": racc.max(0).values.tolist(),
-            "test_loss_mean": rloss.mean(0).tolist(),
-            "test_loss_std": rloss.std(0).tolist(),
-        },
-        "n_to_below_half": n_below,
-        "n_to_below_half_reason": reason,
-    }
+            for key in ("test_acc", "test_loss"):
+                random[key] = _stats(torch.tensor([x[key] for x in draws], dtype=DTYPE))
+            cluster_rows.append({"k": int(k), "size": len(members), "ablated": group(members), "random": random})
+        clustered = sorted(n for v in clusters.values() for n in v)
+        all_clusters = {"size": len(clustered), **(group(clustered) if clustered else baseline)}
+        cumulative = _cumulative(r, order, baseline["test_acc"], gen, n_draws)
     return {
         "baseline": baseline,
         "importance": importance.tolist(),
@@ -340,6 +267,37 @@ def _neuron_ablation(
         "clusters": cluster_rows,
         "all_clusters": all_clusters,
         "cumulative": cumulative,
+    }
+
+
+def _cumulative(r: _Readout, order: Tensor, base_acc: float, gen: np.random.Generator, n_draws: int) -> dict[str, Any]:
+    """Accuracy at every count in importance order, loss on a grid; ``n_draws`` random orders on the grid."""
+    d = r.W.shape[0]
+    counts, grid = list(range(d + 1)), _grid(d)
+    acc_c, loss_c = _curve(r, order, counts, loss_at=set(grid))
+    rand = [_curve(r, torch.as_tensor(gen.permutation(d), device=r.W.device), grid) for _ in range(n_draws)]
+    racc = torch.stack([a for a, _ in rand])  # [draws, len(grid)]
+    rloss = torch.tensor([[lo[m] for m in grid] for _, lo in rand], dtype=DTYPE)
+    below = torch.nonzero(acc_c < 0.5).flatten()
+    n_below, reason = None, None
+    if base_acc < 0.5:
+        reason = "baseline test accuracy is already below 50%"
+    elif below.numel() == 0:
+        reason = "ablating every neuron leaves test accuracy at or above 50%"
+    else:
+        n_below = int(below[0])
+    return {
+        "order": order.tolist(),
+        "n_ablated": counts,
+        "test_acc": acc_c.tolist(),
+        "loss_n_ablated": grid,
+        "test_loss": [loss_c[m] for m in grid],
+        "random": {"n_draws": n_draws, "n_ablated": grid}
+        | {f"test_acc_{f}": getattr(racc, f)(0).tolist() for f in ("mean", "std")}
+        | {f"test_acc_{f}": getattr(racc, f)(0).values.tolist() for f in ("min", "max")}
+        | {f"test_loss_{f}": getattr(rloss, f)(0).tolist() for f in ("mean", "std")},
+        "n_to_below_half": n_below,
+        "n_to_below_half_reason": reason,
     }
 
 

@@ -42,6 +42,7 @@ __all__ = [
     "logit_fourier_norms",
     "n_freqs",
     "project_sum",
+    "remove_frequencies",
     "restricted_logits",
     "sum_basis",
     "sum_directions",
@@ -154,6 +155,15 @@ def logit_fourier_norms(logits: Tensor, p: int) -> Tensor:
     (rows/columns in basis order, see ``basis_labels``). No centring: (0, 0) holds the mean.
     """
     return fourier_2d(logits.reshape(p, p, -1)).norm(dim=-1)
+
+
+def remove_frequencies(W_E_tokens: Tensor, ks: Sequence[int]) -> Tensor:
+    """``W_E_tokens [p, d]`` with frequencies ``ks`` projected out of every column: W - F_K^T F_K W,
+    F_K the cos and sin rows of ``ks``. The constant and every other frequency are untouched."""
+    F = fourier_basis(W_E_tokens.shape[0], W_E_tokens.device)
+    Fk = F[[r for k in ks for r in freq_rows(int(k))]]  # [2|K|, p]
+    W = W_E_tokens.to(DTYPE)
+    return (W - Fk.T @ (Fk @ W)).to(W_E_tokens.dtype)
 
 
 def gini(x: Tensor | Sequence[float]) -> float:

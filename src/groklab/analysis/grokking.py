@@ -319,7 +319,7 @@ def success_criteria(
     *,
     gini_threshold: float = GINI_THRESHOLD,
 ) -> list[Criterion]:
-    """The five criteria of a grokking reproduction, each {name, value, threshold, passed, ...}:
+    """The six criteria of a grokking reproduction, each {name, value, threshold, passed, ...}:
 
     1. ``memorization_first``: test accuracy at the memorization step (train_acc >= 0.99) < 0.5.
     2. ``generalization``: final test accuracy >= 0.95, and held there (a grokking step exists).
@@ -334,78 +334,41 @@ def success_criteria(
     ``ablation`` is ``AblationReport.to_dict()`` (or None when not run).
     """
     ev = grokking_events(metrics)
-    out = []
     mem = ev.memorization_step
-    test_at_mem = _value_at(metrics, "test_acc", mem) if mem is not None else None
-    out.append(
-        _criterion(
-            "memorization_first",
-            test_at_mem,
-            MEMORIZATION_TEST_MAX,
-            "<",
-            f"train accuracy reached {TRAIN_THRESHOLD} at step {mem}; test accuracy then {test_at_mem}"
-            if mem is not None
-            else ev.reasons["memorization_step"],
-        )
-    )
+    at_mem = _value_at(metrics, "test_acc", mem) if mem is not None else None
+    why = f"train accuracy reached {TRAIN_THRESHOLD} at step {mem}; test accuracy then {at_mem}"
+    why = ev.reasons["memorization_step"] if mem is None else why
+    out = [_criterion("memorization_first", at_mem, MEMORIZATION_TEST_MAX, "<", why)]
     test = _series(metrics, "test_acc")
-    final = test[-1][1] if test else None
     ok = ev.grokking_step is not None
-    detail = f"grokking step {ev.grokking_step}" if ok else ev.reasons.get("grokking_step", "")
-    gen = _criterion("generalization", final, TEST_THRESHOLD, ">=", detail)
-    gen.passed = gen.passed and ok
-    out.append(gen)
-    gini_series = _series(progress, "gini_embed")
-    g = gini_series[-1][1] if gini_series else None
-    out.append(
-        _criterion(
-            "embedding_concentrated",
-            g,
-            gini_threshold,
-            ">=",
-            f"Gini of the W_E spectrum at step {gini_series[-1][0]}"
-            if gini_series
-            else "no Gini in the progress records",
-        )
-    )
+    why = f"grokking step {ev.grokking_step}" if ok else ev.reasons.get("grokking_step", "")
+    out.append(_criterion("generalization", test[-1][1] if test else None, TEST_THRESHOLD, ">=", why))
+    out[-1].passed = out[-1].passed and ok
+    gini = _series(progress, "gini_embed")
+    why = f"Gini of the W_E spectrum at step {gini[-1][0]}" if gini else "no Gini in the progress records"
+    out.append(_criterion("embedding_concentrated", gini[-1][1] if gini else None, gini_threshold, ">=", why))
     key_drop = _get(ablation, "frequency", "key", "acc_drop")
     ctrl_drop = _get(ablation, "frequency", "control", "acc_drop", "mean")
-    why = "no ablation report" if ablation is None else _get(ablation, "frequency_reason") or ""
-    keys = _get(ablation, "frequency", "key", "frequencies")
-    out.append(
-        _criterion(
-            "key_frequency_ablation",
-            key_drop,
-            KEY_DROP_MIN,
-            ">=",
-            f"test accuracy drop (points) removing frequencies {keys} from W_E" if key_drop is not None else why,
-        )
-    )
+    keys = _get(ablation, "frequency", "key", "frequencies") or []
     n_ctrl = len(_get(ablation, "frequency", "control", "draws") or [])
+    missing = "no ablation report" if ablation is None else _get(ablation, "frequency_reason") or "no control draws"
+    why = f"test accuracy drop (points) removing frequencies {keys} from W_E" if key_drop is not None else missing
+    out.append(_criterion("key_frequency_ablation", key_drop, KEY_DROP_MIN, ">=", why))
+    why = f"mean test accuracy drop (points) over {n_ctrl} draws of {len(keys)} random non-key frequencies"
     out.append(
-        _criterion(
-            "control_ablation",
-            ctrl_drop,
-            CONTROL_DROP_MAX,
-            "<",
-            f"mean test accuracy drop (points) over {n_ctrl} draws of {len(keys or [])} random non-key frequencies"
-            if ctrl_drop is not None
-            else why or "no control draws",
-        )
+        _criterion("control_ablation", ctrl_drop, CONTROL_DROP_MAX, "<", why if ctrl_drop is not None else missing)
     )
-    h_r = _half_drop(progress, "restricted_loss", mem)
-    h_t = _half_drop(progress, "test_loss", mem)
-    lead = None if h_r is None or h_t is None else h_t[0] - h_r[0]
+    h_r, h_t = _half_drop(progress, "restricted_loss", mem), _half_drop(progress, "test_loss", mem)
     if h_r is not None and h_t is not None:
-        detail = (
+        why = (
             f"halfway down (log scale, interpolated between progress records): restricted loss at step "
             f"{h_r[0]:.0f} (records {h_r[1]}-{h_r[2]}), test loss at step {h_t[0]:.0f} (records {h_t[1]}-{h_t[2]})"
         )
+        out.append(_criterion("restricted_before_test", h_t[0] - h_r[0], 0.0, ">", why))
     else:
-        t_r, t_t = (None if h is None else h[0] for h in (h_r, h_t))
-        missing = [n for n, t in (("restricted loss", t_r), ("test loss", t_t)) if t is None]
-        detail = f"no halfway point (log scale, after memorization) for {' and '.join(missing)}"
-    out.append(_criterion("restricted_before_test", lead, 0.0, ">", detail))
+        names = [n for n, h in (("restricted loss", h_r), ("test loss", h_t)) if h is None]
+        why = f"no halfway point (log scale, after memorization) for {' and '.join(names)}"
+        out.append(_criterion("restricted_before_test", None, 0.0, ">", why))
     return out
 
 
