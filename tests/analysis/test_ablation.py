@@ -98,6 +98,15 @@ def test_neuron_ablation_matches_hooked_forward(arch, layernorm, n_layers):
     assert torch.get_num_threads() >= 1
 
 
+def test_one_draw_gives_zero_spread_and_zero_draws_are_refused():
+    model, ds, test = small("mlp")
+    one = neuron_ablation(model, ds, test, {1: [0, 1, 2]}, n_draws=1)
+    json.dumps(one, allow_nan=False)
+    assert one["clusters"][0]["random"]["test_acc"]["std"] == 0.0
+    with pytest.raises(ValueError):
+        neuron_ablation(model, ds, test, {}, n_draws=0)
+
+
 def test_neuron_ablation_is_seeded():
     model, ds, test = small("mlp")
     one = neuron_ablation(model, ds, test, {1: [0, 1, 2]}, n_draws=4, seed=3)

@@ -203,8 +203,12 @@ def _grid(d: int, n: int = 24) -> list[int]:
     return sorted(int(x) for x in pts)
 
 
+def _std(x: Tensor) -> Tensor:  # sample std over dim 0; 0 for a single draw
+    return x.std(0, correction=1 if x.shape[0] > 1 else 0)
+
+
 def _stats(x: Tensor) -> dict[str, float]:
-    return {"mean": float(x.mean()), "std": float(x.std(unbiased=True)) if x.numel() > 1 else 0.0}
+    return {"mean": float(x.mean()), "std": float(_std(x))}
 
 
 def neuron_ablation(
@@ -223,6 +227,8 @@ def neuron_ablation(
     delta_loss, test_acc, test_loss), "clusters" (per cluster: k, size, ablated, random acc/loss
     mean and std over ``n_draws`` groups), "all_clusters", "cumulative"}.
     """
+    if n_draws < 1:
+        raise ValueError(f"n_draws must be >= 1, got {n_draws}")
     gen = np.random.default_rng(seed)
     with _one_thread():
         r = _readout(model, ds, _test_rows(ds, test_pairs))
@@ -293,9 +299,9 @@ def _cumulative(r: _Readout, order: Tensor, base_acc: float, gen: np.random.Gene
         "loss_n_ablated": grid,
         "test_loss": [loss_c[m] for m in grid],
         "random": {"n_draws": n_draws, "n_ablated": grid}
-        | {f"test_acc_{f}": getattr(racc, f)(0).tolist() for f in ("mean", "std")}
+        | {"test_acc_mean": racc.mean(0).tolist(), "test_acc_std": _std(racc).tolist()}
         | {f"test_acc_{f}": getattr(racc, f)(0).values.tolist() for f in ("min", "max")}
-        | {f"test_loss_{f}": getattr(rloss, f)(0).tolist() for f in ("mean", "std")},
+        | {"test_loss_mean": rloss.mean(0).tolist(), "test_loss_std": _std(rloss).tolist()},
         "n_to_below_half": n_below,
         "n_to_below_half_reason": reason,
     }
