@@ -36,6 +36,7 @@ from groklab.analysis.fourier import (
 )
 from groklab.analysis.neurons import Model, eq_activations
 from groklab.data import OPERATIONS, Dataset
+from groklab.models import weight_norm_sq
 
 __all__ = [
     "FOURIER_FIELDS",
@@ -74,11 +75,6 @@ def nll(logits: Tensor, labels: Tensor) -> Tensor:
 def accuracy(logits: Tensor, labels: Tensor) -> float:
     """Fraction of rows of ``logits [n, p]`` whose argmax equals ``labels [n]``."""
     return float((logits.argmax(-1) == labels.to(logits.device)).to(torch.float64).mean())
-
-
-def weight_norm_sq(model: torch.nn.Module) -> float:
-    """Sum of squares of every parameter (float64)."""
-    return float(sum(prm.detach().to(torch.float64).pow(2).sum() for prm in model.parameters()))
 
 
 def fourier_null_reason(op: str, p: int, n_pairs: int, key_freqs: Sequence[int]) -> str | None:

@@ -9,7 +9,7 @@ from groklab.models.hooks import HookedModule, HookPoint, eval_mode
 from groklab.models.mlp import MLPModel
 from groklab.models.transformer import Transformer
 
-__all__ = ["HookPoint", "HookedModule", "MLPModel", "Transformer", "build_model", "eval_mode"]
+__all__ = ["HookPoint", "HookedModule", "MLPModel", "Transformer", "build_model", "eval_mode", "weight_norm_sq"]
 
 
 def build_model(cfg: ModelConfig, p: int, seed: int | None = None) -> Transformer | MLPModel:
@@ -20,3 +20,8 @@ def build_model(cfg: ModelConfig, p: int, seed: int | None = None) -> Transforme
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return cls(cfg, p)
+
+
+def weight_norm_sq(model: torch.nn.Module) -> float:
+    """Sum of squares of every parameter, in float64 (DESIGN section 6, weight norm)."""
+    return float(sum(prm.detach().to(torch.float64).pow(2).sum() for prm in model.parameters()))

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from groklab.config import Config, to_dict
 from groklab.data import Dataset, make_dataset
-from groklab.models import build_model, eval_mode
+from groklab.models import build_model, eval_mode, weight_norm_sq
 from groklab.runs import Run
 from groklab.train.checkpoint import capture_rng, checkpoint_steps, restore_rng
 from groklab.train.optim import build_optimizer, build_scheduler
@@ -59,10 +59,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-def weight_norm_sq(model: torch.nn.Module) -> float:
-    return float(sum(p.detach().double().pow(2).sum() for p in model.parameters()))
 
 
 def loss_and_acc(logits: Tensor, labels: Tensor, loss_dtype: torch.dtype) -> tuple[Tensor, Tensor]:
