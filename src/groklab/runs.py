@@ -13,7 +13,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,6 +190,48 @@ class Run:
 
     def has_analysis(self) -> bool:
         return (self.analysis_dir / "summary.json").is_file()
+
+    # -- figures and report ------------------------------------------------------------------------
+    figure_index_path = property(lambda self: self.figures_dir / "index.json")
+
+    def write_figure(self, filename: str, render: Callable[[Path], None]) -> Path:
+        """Write ``figures/FILENAME`` atomically: ``render(path)`` writes the file at a temporary
+        path beside it, which is then renamed into place."""
+        if Path(filename).name != filename or filename.startswith("."):
+            raise ValueError(f"figure file name must be a plain name, got {filename!r}")
+        self.figures_dir.mkdir(parents=True, exist_ok=True)
+        path = self.figures_dir / filename
+        fd, tmp = tempfile.mkstemp(dir=self.figures_dir, prefix=f".{filename}.", suffix=Path(filename).suffix)
+        os.close(fd)
+        try:
+            render(Path(tmp))
+            os.chmod(tmp, 0o666 & ~_UMASK)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    def remove_figure(self, filename: str) -> None:
+        """Delete ``figures/FILENAME`` if present (a figure an earlier drawing made that no longer applies)."""
+        if Path(filename).name == filename:
+            (self.figures_dir / filename).unlink(missing_ok=True)
+
+    def write_figure_index(self, index: dict[str, Any]) -> None:
+        """Write ``figures/index.json`` (what was drawn, what was skipped and why) atomically."""
+        atomic_write(self.figure_index_path, json.dumps(index, indent=1) + "\n")
+
+    def figure_index(self) -> dict[str, Any] | None:
+        """``figures/index.json``, or None when there is none (or it is unreadable)."""
+        try:
+            data = json.loads(self.figure_index_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def write_report(self, html: str) -> Path:
+        atomic_write(self.report_path, html)
+        return self.report_path
 
     # -- checkpoints -------------------------------------------------------------------------------
     def checkpoint_path(self, step: int) -> Path:

@@ -1,0 +1,159 @@
+"""Animations over checkpoints (saved as GIF with matplotlib's PillowWriter by the caller).
+
+Each function takes per-checkpoint arrays and returns a ``FuncAnimation`` whose frame i draws
+checkpoint i; all data are computed before the first frame, so saving is only drawing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.animation import FuncAnimation, PillowWriter
+
+from groklab.analysis.views import frequency_plane, pick_steps
+from groklab.plots.dynamics import series
+from groklab.plots.embeddings import TOKEN_CMAP
+from groklab.plots.registry import SkipFigure, figure
+from groklab.plots.source import RunData
+from groklab.plots.style import TEST, TRAIN, log_axis, mark_events, new_figure
+
+__all__ = ["FPS", "MAX_FRAMES", "circles_animation", "gif_writer", "spectrum_curves_animation"]
+
+MAX_FRAMES = 40  # checkpoints shown (evenly chosen): keeps GIFs small and quick to draw
+FPS = 4
+DPI = 72
+
+
+def gif_writer() -> PillowWriter:
+    return PillowWriter(fps=FPS)
+
+
+def _freeze_layout(fig: Any) -> None:
+    """Lay the figure out once, then keep that layout for every frame (constrained layout would
+    otherwise be solved again per frame, most of the drawing time)."""
+    fig.draw_without_rendering()
+    fig.set_layout_engine(None)
+
+
+def spectrum_curves_animation(
+    steps: Sequence[int],
+    spectra: np.ndarray,
+    keys: Sequence[int],
+    metrics: Sequence[Mapping[str, Any]],
+    events: Mapping[str, Any] | None,
+    title: str,
+) -> FuncAnimation:
+    """Left: the embedding spectrum at checkpoint i (``spectra [checkpoint, k-1]``); right: train
+    and test loss with a cursor at that checkpoint's step."""
+    fig, axes = new_figure(title, 1, 2, size=(10, 4.2))
+    ax_s, ax_c = axes[0, 0], axes[0, 1]
+    spectra = np.asarray(spectra, dtype=float)
+    ks = np.arange(1, spectra.shape[1] + 1)
+    colors = ["#d62728" if k in set(keys) else "#8c8c8c" for k in ks]
+    bars = ax_s.bar(ks, spectra[0], color=colors)
+    ax_s.set_ylim(0, float(spectra.max()) * 1.05 or 1.0)
+    ax_s.set_xlabel("frequency k (key in red)")
+    ax_s.set_ylabel("W_E norm of cos k and sin k rows")
+    label = ax_s.set_title("", fontsize=10)
+    for key, color, name in (("train_loss", TRAIN, "train"), ("test_loss", TEST, "test")):
+        ax_c.plot(*series(metrics, key, positive=True), color=color, label=name, lw=1.4)
+    mark_events(ax_c, events)
+    log_axis(ax_c, "x")
+    log_axis(ax_c, "y")
+    ax_c.set_xlabel("training step (log scale)")
+    ax_c.set_ylabel("cross-entropy loss (nats, log scale)")
+    ax_c.legend(fontsize=7, loc="lower left")
+    cursor = ax_c.axvline(max(steps[0], 1), color="k", lw=1)
+
+    def draw(i: int) -> list[Any]:
+        for bar, h in zip(bars, spectra[i], strict=True):
+            bar.set_height(h)
+        label.set_text(f"embedding spectrum at step {steps[i]}")
+        cursor.set_xdata([max(steps[i], 1)] * 2)
+        return [*bars, label, cursor]
+
+    label.set_text(f"embedding spectrum at step {steps[-1]}")
+    _freeze_layout(fig)
+    return FuncAnimation(fig, draw, frames=len(steps), interval=1000 // FPS, blit=False)
+
+
+def circles_animation(steps: Sequence[int], planes: Mapping[int, np.ndarray], p: int, title: str) -> FuncAnimation:
+    """One panel per frequency k: the tokens in k's plane (``planes[k] [checkpoint, p, 2]``) at
+    checkpoint i; axes fixed over frames so the circle can be seen to grow."""
+    n = len(planes)
+    cols = min(n, 4)
+    rows = math.ceil(n / cols)
+    fig, axes = new_figure(title, rows, cols, size=(3.3 * cols, 3.3 * rows + 0.5))
+    scatters = []
+    for ax, (k, xy) in zip(axes.flat, planes.items(), strict=False):
+        xy = np.asarray(xy, dtype=float)
+        m = float(np.abs(xy).max()) * 1.1 or 1.0
+        scatters.append((ax.scatter(xy[0, :, 0], xy[0, :, 1], c=np.arange(p), cmap=TOKEN_CMAP, s=10), xy))
+        ax.set_xlim(-m, m)
+        ax.set_ylim(-m, m)
+        ax.set_aspect("equal")
+        ax.set_title(f"k = {k}", fontsize=10)
+        ax.set_xlabel("cos-k direction (embedding units)", fontsize=8)
+        ax.set_ylabel("sin-k direction (embedding units)", fontsize=8)
+    for ax in list(axes.flat)[n:]:
+        ax.set_axis_off()
+    label = fig.text(0.01, 0.01, "", fontsize=9)
+
+    def draw(i: int) -> list[Any]:
+        for sc, xy in scatters:
+            sc.set_offsets(xy[i])
+        label.set_text(f"step {steps[i]}")
+        return [sc for sc, _ in scatters] + [label]
+
+    _freeze_layout(fig)
+    return FuncAnimation(fig, draw, frames=len(steps), interval=1000 // FPS, blit=False)
+
+
+def _frames(steps: Sequence[int], d: RunData) -> list[int]:
+    ev = d.events
+    return pick_steps(steps, MAX_FRAMES, [ev.get("memorization_step"), ev.get("grokking_step")])
+
+
+# ------------------------------------------------------------------ registered figures
+
+
+@figure(
+    "anim_spectrum_curves",
+    "animations",
+    "Spectrum and loss over training (animation)",
+    "Watch the embedding spectrum go sparse on the key frequencies as the cursor passes the drop in test loss.",
+    kind="gif",
+)
+def _spectrum(d: RunData) -> FuncAnimation:
+    rows = [r for r in d.fourier.get("over_checkpoints") or [] if r.get("embedding_norms") is not None]
+    if len(rows) < 2:
+        raise SkipFigure("fewer than two checkpoints have spectra in fourier.json")
+    keep = set(_frames([r["step"] for r in rows], d))
+    rows = [r for r in rows if r["step"] in keep]
+    return spectrum_curves_animation(
+        [r["step"] for r in rows], np.asarray([r["embedding_norms"] for r in rows]), d.keys, d.metrics, d.events,
+        f"Embedding spectrum and loss over training ({d.label})",
+    )  # fmt: skip
+
+
+@figure(
+    "anim_embedding_circles",
+    "animations",
+    "Key-frequency circles forming (animation)",
+    "The tokens start as a cloud in each key frequency's plane and settle onto a circle as the model groks.",
+    kind="gif",
+)
+def _circles(d: RunData) -> FuncAnimation:
+    ks = d.keys[:4]
+    if not ks:
+        raise SkipFigure("no key frequencies were found for this run")
+    if len(d.states) < 2:
+        raise SkipFigure("fewer than two checkpoints")
+    keep = set(_frames([s for s, _ in d.states], d))
+    chosen = [(s, st) for s, st in d.states if s in keep]
+    Ws = [d.model(st).W_E_tokens.detach() for _, st in chosen]
+    planes = {k: np.stack([frequency_plane(W, k).numpy() for W in Ws]) for k in ks}
+    return circles_animation([s for s, _ in chosen], planes, d.p, f"Token embeddings in key planes ({d.label})")

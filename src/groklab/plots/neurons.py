@@ -1,0 +1,218 @@
+"""Neuron figures: activation grids, FVE by frequency, cluster sizes, scores, neuron-to-logit maps."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from groklab.analysis.views import representative_neurons, unembed_neuron_spectrum
+from groklab.plots.registry import SkipFigure, figure
+from groklab.plots.source import RunData
+from groklab.plots.style import colorbar, new_figure
+
+__all__ = [
+    "activation_grids",
+    "cluster_order",
+    "cluster_size_bars",
+    "fve_heatmap",
+    "neuron_logit_maps",
+    "score_histogram",
+]
+
+FREQ_LABEL = "frequency k"
+
+
+def cluster_order(neurons: Mapping[str, Any]) -> tuple[list[int], list[tuple[int, int, int]]]:
+    """(neuron order, [(k, first row, last row + 1)]): clustered neurons first, cluster by cluster
+    (k ascending, members by decreasing score), then the unclustered ones by frequency and score."""
+    scores = neurons["neuron_score"]
+    order: list[int] = []
+    spans = []
+    for c in neurons["clusters"]:
+        members = sorted(c["neurons"], key=lambda n: -scores[n])
+        spans.append((int(c["k"]), len(order), len(order) + len(members)))
+        order += members
+    seen = set(order)
+    rest = [n for n in range(len(scores)) if n not in seen]
+    order += sorted(rest, key=lambda n: (neurons["neuron_frequency"][n], -scores[n]))
+    return order, spans
+
+
+def activation_grids(grids: Sequence[tuple[int, int, float, np.ndarray]], title: str) -> Figure:
+    """One panel per (k, neuron, score, activations [p, p] over (a, b)): images in the given order."""
+    cols = min(len(grids), 4)
+    rows = math.ceil(len(grids) / cols)
+    fig, axes = new_figure(title, rows, cols, size=(3.4 * cols + 0.4, 3.2 * rows + 0.6))
+    for ax, (k, n, score, grid) in zip(axes.flat, grids, strict=False):
+        im = ax.imshow(grid, cmap="viridis", interpolation="nearest")
+        ax.set_title(f"neuron {n}: k = {k}, FVE {score:.2f}", fontsize=9)
+        ax.set_xlabel("b (token)")
+        ax.set_ylabel("a (token)")
+        cb = fig.colorbar(im, ax=ax, shrink=0.8)
+        cb.set_label("activation (post-ReLU)", fontsize=8)
+    for ax in list(axes.flat)[len(grids) :]:
+        ax.set_axis_off()
+    return fig
+
+
+def fve_heatmap(fve: np.ndarray, order: Sequence[int], spans: Sequence[tuple[int, int, int]], title: str) -> Figure:
+    """FVE_k(n) [neuron, k-1] with neurons (rows) in ``order``; cluster boundaries drawn."""
+    fve = np.asarray(fve, dtype=float)[list(order)]
+    fig, axes = new_figure(title, size=(9, 6.5))
+    ax = axes[0, 0]
+    im = ax.imshow(fve, aspect="auto", interpolation="nearest", cmap="viridis", vmin=0, vmax=1,
+                   extent=(0.5, fve.shape[1] + 0.5, fve.shape[0] - 0.5, -0.5))  # fmt: skip
+    for k, a, b in spans:
+        ax.axhline(b - 0.5, color="w", lw=0.6)
+        ax.annotate(f"k={k}", (fve.shape[1] + 0.5, (a + b) / 2), xytext=(3, 0), textcoords="offset points",
+                    fontsize=7, va="center", annotation_clip=False)  # fmt: skip
+    ax.set_xlabel(FREQ_LABEL)
+    ax.set_ylabel("neuron (sorted by cluster, then frequency)")
+    colorbar(fig, im, ax, "fraction of variance explained by k")
+    return fig
+
+
+def cluster_size_bars(
+    clusters: Sequence[Mapping[str, Any]], min_size: float, d_mlp: int, key_freqs: Sequence[int], title: str
+) -> Figure:
+    """One bar per cluster (height = its size, in k order); the key-frequency threshold dashed."""
+    fig, axes = new_figure(title)
+    ax = axes[0, 0]
+    ks = [int(c["k"]) for c in clusters]
+    sizes = [int(c["size"]) for c in clusters]
+    colors = ["#d62728" if k in set(key_freqs) else "#8c8c8c" for k in ks]
+    ax.bar([str(k) for k in ks], sizes, color=colors)
+    ax.axhline(min_size, color="k", ls=":", lw=1, label=f"key frequency needs >= {min_size:g} neurons")
+    n = sum(sizes)
+    ax.set_xlabel(f"cluster frequency k (key in red); {n} of {d_mlp} neurons clustered, {d_mlp - n} not")
+    ax.set_ylabel("neurons in cluster (count)")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def score_histogram(scores: Sequence[float], threshold: float, title: str) -> Figure:
+    """Histogram of each neuron's best FVE (its score), the cluster threshold dashed."""
+    fig, axes = new_figure(title)
+    ax = axes[0, 0]
+    ax.hist(scores, bins=np.linspace(0, 1, 41), color="#4c72b0")
+    ax.axvline(threshold, color="#d62728", ls="--", label=f"cluster threshold {threshold:g}")
+    ax.set_xlabel("neuron score: largest FVE over frequencies (fraction)")
+    ax.set_ylabel("neurons (count)")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def neuron_logit_maps(
+    spectrum: np.ndarray,
+    order: Sequence[int],
+    spans: Sequence[tuple[int, int, int]],
+    rows: Sequence[tuple[int, int, np.ndarray]],
+    title: str,
+) -> Figure:
+    """Left: each neuron's W_L spectrum [neuron, k-1] (neurons in ``order``); right: the W_L rows
+    (neuron -> logit of answer c) of the neurons in ``rows`` [(k, neuron, row [p])]."""
+    fig, axes = new_figure(title, 1, 2, size=(12, 5.5))
+    ax = axes[0, 0]
+    spec = np.asarray(spectrum, dtype=float)[list(order)]
+    im = ax.imshow(spec, aspect="auto", interpolation="nearest", cmap="magma",
+                   extent=(0.5, spec.shape[1] + 0.5, spec.shape[0] - 0.5, -0.5))  # fmt: skip
+    for _, _, b in spans:
+        ax.axhline(b - 0.5, color="w", lw=0.6)
+    ax.set_xlabel("output frequency k (over answers c)")
+    ax.set_ylabel("neuron (sorted by cluster)")
+    ax.set_title("W_L rows in the Fourier basis", fontsize=10)
+    colorbar(fig, im, ax, "norm of cos k, sin k coefficients (logit per activation)")
+    ax = axes[0, 1]
+    for k, n, row in rows:
+        ax.plot(np.arange(len(row)), row, lw=1.2, label=f"neuron {n} (k = {k})")
+    ax.set_xlabel("answer c (token)")
+    ax.set_ylabel("logit added per unit activation")
+    ax.set_title("W_L rows of representative neurons", fontsize=10)
+    if rows:
+        ax.legend(fontsize=7)
+    return fig
+
+
+def _need_neurons(d: RunData) -> Mapping[str, Any]:
+    n = d.neurons
+    if not n.get("defined"):
+        raise SkipFigure(n.get("reason") or "neuron frequencies are not defined for this run")
+    return n
+
+
+# ------------------------------------------------------------------ registered figures
+
+
+@figure(
+    "neuron_activation_grids",
+    "neurons",
+    "Representative neurons",
+    "Each neuron's activation over (a, b) is a periodic pattern of its cluster's frequency, "
+    "depending on a and b through cos and sin of w_k a and w_k b.",
+)
+def _grids(d: RunData) -> Figure:
+    n = _need_neurons(d)
+    reps = representative_neurons(n, per_cluster=2)[:12]
+    if not reps:
+        raise SkipFigure(f"no neuron cluster (no neuron has FVE >= {n['threshold']}), so no representatives")
+    post = d.activations[1].numpy()
+    grids = [(k, i, s, post[:, i].reshape(d.p, d.p)) for k, i, s in reps]
+    return activation_grids(grids, f"Activations of the top neurons of each cluster ({d.label})")
+
+
+@figure(
+    "neuron_fve_heatmap",
+    "neurons",
+    "Neuron FVE by frequency",
+    "Clustered neurons have almost all their variance in a single frequency (one bright cell per row).",
+)
+def _fve(d: RunData) -> Figure:
+    n = _need_neurons(d)
+    order, spans = cluster_order(n)
+    return fve_heatmap(
+        np.asarray(n["fve"]), order, spans, f"Fraction of each neuron's variance by frequency ({d.label})"
+    )
+
+
+@figure(
+    "neuron_cluster_sizes",
+    "neurons",
+    "Neuron cluster sizes",
+    "Most neurons belong to a handful of frequency clusters; clusters above the dotted line make the key frequencies.",
+)
+def _sizes(d: RunData) -> Figure:
+    n = _need_neurons(d)
+    if not n["clusters"]:
+        raise SkipFigure(f"no neuron has FVE >= {n['threshold']}, so there are no clusters")
+    return cluster_size_bars(n["clusters"], n["min_cluster_size"], n["d_mlp"], d.keys, f"Neuron clusters ({d.label})")
+
+
+@figure(
+    "neuron_scores",
+    "neurons",
+    "Neuron frequency scores",
+    "A grokked model's neurons pile up near 1: almost every neuron is explained by one frequency.",
+)
+def _scores(d: RunData) -> Figure:
+    n = _need_neurons(d)
+    return score_histogram(n["neuron_score"], n["threshold"], f"Best single-frequency FVE per neuron ({d.label})")
+
+
+@figure(
+    "neuron_logit_maps",
+    "neurons",
+    "Neuron-to-logit maps",
+    "Each cluster's neurons write to the logits at their own frequency: W_L rows are waves cos(w_k c + phase).",
+)
+def _logit_maps(d: RunData) -> Figure:
+    n = _need_neurons(d)
+    order, spans = cluster_order(n)
+    W_L = d.final_model.W_L.detach()
+    spec = unembed_neuron_spectrum(W_L).numpy()
+    reps = representative_neurons(n, per_cluster=1)[:6]
+    rows = [(k, i, W_L[i].double().numpy()) for k, i, _ in reps]
+    return neuron_logit_maps(spec, order, spans, rows, f"How neurons write to the logits ({d.label})")
