@@ -34,6 +34,7 @@ lint: install-all
 	$(BIN)/mypy
 
 test: install-all
+	bash scripts/install-browser.sh
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q tests

@@ -289,6 +289,35 @@ def reproduce(
 REPRODUCE_STOP_AFTER_GROK = 1000  # steps of held >= 0.99 test accuracy before `reproduce` stops training
 
 
+# -- dashboard --------------------------------------------------------------------------------------
+@app.command()
+@user_errors
+def dashboard(
+    runs_dir: Annotated[Path, typer.Option("--runs-dir", help="Directory of runs and sweeps to show.")] = Path("runs"),
+    port: Annotated[int, typer.Option("--port", "-p", help="Port to serve on.")] = 8501,
+    host: Annotated[str, typer.Option("--host", help="Address to bind; 127.0.0.1 is this machine only.")] = "127.0.0.1",
+) -> None:
+    """Serve the interactive dashboard (Streamlit) over --runs-dir, read-only; Ctrl-C stops it."""
+    import importlib.util
+    import os
+    import sys
+
+    from groklab.dashboard import check_port, streamlit_argv
+
+    if any(importlib.util.find_spec(m) is None for m in ("streamlit", "plotly", "pandas")):
+        raise BadInput("the dashboard needs its extra: pip install 'groklab[dashboard]'")
+    problem = check_port(host, port)
+    if problem:
+        raise BadInput(problem)
+    if not runs_dir.is_dir():
+        err_console.print(f"warning: --runs-dir {runs_dir}: no such directory (the page says so)", highlight=False)
+    console.print(f"dashboard of {runs_dir} at http://{host}:{port} (Ctrl-C stops it)", highlight=False, soft_wrap=True)
+    argv = streamlit_argv(runs_dir.resolve(), port, host)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(argv[0], argv)  # the server replaces this process: signals and the exit code are its own
+
+
 # -- sweep ------------------------------------------------------------------------------------------
 @app.command()
 @user_errors

@@ -1,0 +1,328 @@
+"""Plotly figures of the dashboard: records in (metrics, analysis records, checkpoint views), figures
+out. Nothing is computed here that :mod:`groklab.analysis` computes; values are plotted as read.
+
+Data are passed to Plotly as plain lists, so a figure's JSON holds the numbers themselves.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+__all__ = [
+    "ablation_clusters_figure",
+    "ablation_cumulative_figure",
+    "ablation_frequency_figure",
+    "ablation_heads_figure",
+    "circles_figure",
+    "clusters_figure",
+    "compare_figure",
+    "curves_figure",
+    "progress_figure",
+    "events_figure",
+    "spectrum_figure",
+    "sweep_figure",
+]
+
+TRAIN, TEST = "#1f77b4", "#d62728"
+KEY, OTHER = "#d62728", "#9aa5b1"
+PHASE_COLORS = {"memorization": "#fde2c8", "circuit_formation": "#d8ecd5", "cleanup": "#d9e4f5"}
+
+
+def _series(records: Sequence[dict[str, Any]], key: str, log_x: bool = False) -> tuple[list[int], list[float]]:
+    """(steps, values) where ``key`` holds a finite number; step 0 is left out of a log axis."""
+    xs, ys = [], []
+    for r in records:
+        v, s = r.get(key), r.get("step")
+        if isinstance(s, int) and isinstance(v, int | float) and math.isfinite(v) and not (log_x and s <= 0):
+            xs.append(s)
+            ys.append(float(v))
+    return xs, ys
+
+
+def _layout(fig: go.Figure, title: str, height: int = 360) -> go.Figure:
+    fig.update_layout(
+        title=title, height=height, margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.18)
+    )
+    return fig
+
+
+def curves_figure(
+    metrics: Sequence[dict[str, Any]],
+    events: dict[str, Any] | None = None,
+    phases: dict[str, Any] | None = None,
+    log_x: bool = True,
+) -> go.Figure:
+    """Train/test accuracy and loss against step, memorization/grokking markers, phase shading.
+
+    Markers are line traces (named with their step); phases are shaded rectangles whose colours
+    ``PHASE_COLORS`` names. Shape and trace x values are steps: Plotly.js 3 and later place shapes
+    on a log axis in data coordinates (annotations would still take log10, so none are used).
+    """
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("accuracy", "loss (log scale)"), horizontal_spacing=0.08)
+    losses: list[float] = []
+    for col, (kind, yaxis) in enumerate((("acc", "accuracy"), ("loss", "cross-entropy (nats)")), start=1):
+        for split, color in (("train", TRAIN), ("test", TEST)):
+            xs, ys = _series(metrics, f"{split}_{kind}", log_x)
+            if kind == "loss":
+                losses += [y for y in ys if y > 0]
+            fig.add_trace(
+                go.Scatter(x=xs, y=ys, name=f"{split} {kind}", mode="lines", line=dict(color=color)), row=1, col=col
+            )
+        fig.update_yaxes(title_text=yaxis, row=1, col=col)
+    fig.update_yaxes(type="log", row=1, col=2)
+    fig.update_xaxes(title_text="step" + (" (log scale)" if log_x else ""), type="log" if log_x else "linear")
+    for name, start, end in _phase_spans(phases):
+        start = max(start, 1) if log_x else start
+        if end > start:
+            fig.add_vrect(x0=start, x1=end, fillcolor=PHASE_COLORS[name], opacity=0.6, line_width=0, layer="below")
+    spans = {1: (0.0, 1.0), 2: (min(losses), max(losses)) if losses else None}
+    for key, label, dash in (("memorization_step", "memorized", "dot"), ("grokking_step", "grokked", "dash")):
+        step = (events or {}).get(key)
+        if not isinstance(step, int) or (log_x and step <= 0):
+            continue
+        for col, span in spans.items():
+            if span is not None:
+                fig.add_trace(
+                    go.Scatter(
+                        x=[step, step], y=list(span), mode="lines", line=dict(dash=dash, color="#444"),
+                        name=f"{label} (step {step})", legendgroup=key, showlegend=col == 1,
+                    ),
+                    row=1, col=col,
+                )  # fmt: skip
+    return _layout(fig, "Training curves", 380)
+
+
+def _phase_spans(phases: dict[str, Any] | None) -> list[tuple[str, int, int]]:
+    if not phases:
+        return []
+    bounds = [
+        ("memorization", phases.get("first_step"), phases.get("memorization_end")),
+        ("circuit_formation", phases.get("memorization_end"), phases.get("cleanup_start")),
+        ("cleanup", phases.get("cleanup_start"), phases.get("cleanup_end")),
+    ]
+    return [(n, a, b) for n, a, b in bounds if isinstance(a, int) and isinstance(b, int)]
+
+
+def progress_figure(progress: Sequence[dict[str, Any]], log_x: bool = True) -> go.Figure:
+    """The progress measures over checkpoints: restricted/excluded vs test loss, Gini, trig FVE."""
+    fig = make_subplots(
+        rows=1, cols=2, subplot_titles=("losses (log scale)", "Gini and trig FVE"), horizontal_spacing=0.08
+    )
+    for key, name in (
+        ("test_loss", "test loss"),
+        ("restricted_loss", "restricted loss"),
+        ("excluded_loss", "excluded loss"),
+        ("train_loss", "train loss"),
+    ):
+        xs, ys = _series(progress, key, log_x)
+        fig.add_trace(go.Scatter(x=xs, y=ys, name=name, mode="lines+markers"), row=1, col=1)
+    for key, name in (("gini_embed", "Gini W_E"), ("gini_unembed", "Gini W_L"), ("trig_fve_logits", "trig FVE logits")):
+        xs, ys = _series(progress, key, log_x)
+        fig.add_trace(go.Scatter(x=xs, y=ys, name=name, mode="lines+markers"), row=1, col=2)
+    fig.update_yaxes(type="log", title_text="cross-entropy (nats)", row=1, col=1)
+    fig.update_yaxes(title_text="fraction", range=[0, 1.02], row=1, col=2)
+    fig.update_xaxes(title_text="step" + (" (log scale)" if log_x else ""), type="log" if log_x else "linear")
+    return _layout(fig, "Progress measures (key frequencies fixed from the final checkpoint)", 380)
+
+
+def spectrum_figure(frequencies: list[int], norms: list[float], key: Sequence[int], step: int) -> go.Figure:
+    """Embedding spectrum at one checkpoint: norm of each frequency of ``F @ W_E``, key ones red."""
+    colors = [KEY if k in key else OTHER for k in frequencies]
+    fig = go.Figure(go.Bar(x=frequencies, y=norms, marker_color=colors, name="embedding spectrum"))
+    fig.update_xaxes(title_text="frequency k", dtick=1 if len(frequencies) <= 30 else None)
+    fig.update_yaxes(title_text="norm of cos k and sin k rows of F W_E")
+    return _layout(fig, f"Embedding spectrum at step {step}", 340)
+
+
+def circles_figure(coords: dict[int, list[list[float]]], step: int) -> go.Figure:
+    """Each frequency's plane: tokens at their (cos, sin) coordinates, labelled by token."""
+    ks = sorted(coords)
+    fig = make_subplots(rows=1, cols=max(1, len(ks)), subplot_titles=[f"k = {k}" for k in ks])
+    for i, k in enumerate(ks, start=1):
+        xy = coords[k]
+        fig.add_trace(
+            go.Scatter(
+                x=[c[0] for c in xy],
+                y=[c[1] for c in xy],
+                text=[str(t) for t in range(len(xy))],
+                mode="markers+text" if len(xy) <= 40 else "markers",
+                textposition="top center",
+                marker=dict(color=list(range(len(xy))), colorscale="Twilight", size=7),
+                name=f"k = {k}",
+                hovertemplate="token %{text}<br>cos %{x:.3g}<br>sin %{y:.3g}<extra></extra>",
+                showlegend=False,
+            ),
+            row=1,
+            col=i,
+        )
+        fig.update_xaxes(title_text="cos-k direction", row=1, col=i)
+        fig.update_yaxes(
+            title_text="sin-k direction" if i == 1 else None, scaleanchor=f"x{i if i > 1 else ''}", row=1, col=i
+        )
+    return _layout(fig, f"Tokens in each key frequency's plane at step {step}", 360)
+
+
+def clusters_figure(frequencies: list[int], neurons: dict[str, Any], step: int) -> go.Figure:
+    """Neurons per frequency cluster (score >= threshold); the key-frequency size bar dashed."""
+    sizes = {int(c["k"]): int(c["size"]) for c in neurons.get("clusters") or []}
+    keys = {int(kf["k"]) for kf in neurons.get("key_frequencies") or []}
+    y = [sizes.get(k, 0) for k in frequencies]
+    colors = [KEY if k in keys else OTHER for k in frequencies]
+    fig = go.Figure(go.Bar(x=frequencies, y=y, marker_color=colors, name="cluster size"))
+    need = neurons.get("min_cluster_size")
+    if need is not None:
+        fig.add_hline(y=need, line_dash="dash", line_color="#444", annotation_text=f"key if >= {need:g}")
+    fig.update_xaxes(title_text="frequency k", dtick=1 if len(frequencies) <= 30 else None)
+    fig.update_yaxes(title_text=f"neurons with FVE >= {neurons.get('threshold', 0.85)}")
+    return _layout(
+        fig, f"Neuron clusters at step {step} ({neurons.get('n_clustered', 0)} of {neurons.get('d_mlp')})", 340
+    )
+
+
+def ablation_frequency_figure(ablation: dict[str, Any]) -> go.Figure:
+    """Test accuracy: baseline, key frequencies removed from W_E, random non-key controls."""
+    freq = ablation["frequency"]
+    draws = freq["control"]["draws"] or []
+    names = ["baseline", f"key {freq['key']['frequencies']}", f"random x {len(draws)}"]
+    ctrl = [d["test_acc"] for d in draws]
+    mean = sum(ctrl) / len(ctrl) if ctrl else None
+    fig = go.Figure(
+        go.Bar(
+            x=names,
+            y=[ablation["baseline"]["test_acc"], freq["key"]["test_acc"], mean],
+            marker_color=[OTHER, KEY, "#7f7f7f"],
+            name="test accuracy",
+        )
+    )
+    if ctrl:
+        fig.add_trace(go.Scatter(x=[names[2]] * len(ctrl), y=ctrl, mode="markers", name="control draws"))
+    fig.update_yaxes(title_text="test accuracy", range=[0, 1.05])
+    return _layout(fig, "Frequency ablation (removed from the token embeddings)", 340)
+
+
+def ablation_clusters_figure(neurons: dict[str, Any]) -> go.Figure:
+    """Per cluster: test accuracy with the cluster mean-ablated vs random groups of the same size."""
+    rows = neurons.get("clusters") or []
+    x = [f"k={c['k']} ({c['size']})" for c in rows]
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=x, y=[c["ablated"]["test_acc"] for c in rows], name="cluster ablated", marker_color=KEY))
+    fig.add_trace(
+        go.Bar(
+            x=x,
+            y=[c["random"]["test_acc"]["mean"] for c in rows],
+            error_y=dict(type="data", array=[c["random"]["test_acc"]["std"] for c in rows]),
+            name="random group (mean ± std)",
+            marker_color=OTHER,
+        )
+    )
+    fig.update_yaxes(title_text="test accuracy", range=[0, 1.05])
+    fig.update_xaxes(title_text="frequency cluster (size)")
+    return _layout(fig, "Neuron cluster ablation (mean ablation at =)", 340)
+
+
+def ablation_cumulative_figure(neurons: dict[str, Any]) -> go.Figure:
+    """Test accuracy as neurons are ablated in order of importance, against random orders."""
+    cum = neurons["cumulative"]
+    rnd = cum["random"]
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=rnd["n_ablated"] + rnd["n_ablated"][::-1],
+            y=rnd["test_acc_max"] + rnd["test_acc_min"][::-1],
+            fill="toself",
+            fillcolor="rgba(127,127,127,0.25)",
+            line=dict(width=0),
+            name=f"random orders (min-max, {rnd['n_draws']})",
+            hoverinfo="skip",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(x=rnd["n_ablated"], y=rnd["test_acc_mean"], name="random mean", line=dict(color="#7f7f7f"))
+    )
+    fig.add_trace(go.Scatter(x=cum["n_ablated"], y=cum["test_acc"], name="by importance", line=dict(color=KEY)))
+    if cum.get("n_to_below_half") is not None:
+        fig.add_vline(x=cum["n_to_below_half"], line_dash="dash", annotation_text=f"< 50% at {cum['n_to_below_half']}")
+    fig.update_xaxes(title_text="neurons ablated")
+    fig.update_yaxes(title_text="test accuracy", range=[0, 1.05])
+    return _layout(fig, "Cumulative neuron ablation", 340)
+
+
+def ablation_heads_figure(heads: list[dict[str, Any]], baseline: float) -> go.Figure:
+    x = [f"L{h['layer']}H{h['head']}" for h in heads]
+    fig = go.Figure(go.Bar(x=x, y=[h["test_acc"] for h in heads], name="head ablated", marker_color=OTHER))
+    fig.add_hline(y=baseline, line_dash="dash", annotation_text="baseline")
+    fig.update_yaxes(title_text="test accuracy", range=[0, 1.05])
+    fig.update_xaxes(title_text="attention head (mean-ablated)")
+    return _layout(fig, "Head ablation", 340)
+
+
+def events_figure(rows: Sequence[dict[str, Any]]) -> go.Figure:
+    """One point per run that memorized: grokking step against memorization step (the delay is the
+    height above the diagonal); runs that never grokked sit on a line at their last step."""
+    mem = [r for r in rows if isinstance(r.get("memorization_step"), int)]
+    fig = go.Figure()
+    for grokked, name, symbol in ((True, "grokked", "circle"), (False, "not grokked (at last step)", "x")):
+        pts = [r for r in mem if (r.get("grok_step") is not None) == grokked]
+        fig.add_trace(
+            go.Scatter(
+                x=[r["memorization_step"] for r in pts],
+                y=[r["grok_step"] if grokked else r.get("steps") for r in pts],
+                text=[str(r.get("run")) for r in pts],
+                mode="markers",
+                marker=dict(symbol=symbol, size=10),
+                name=name,
+                hovertemplate="%{text}<br>memorized %{x}<br>"
+                + ("grokked" if grokked else "last step")
+                + " %{y}<extra></extra>",
+            )
+        )
+    top = max([r.get("steps") or 0 for r in mem] + [1])
+    fig.add_trace(
+        go.Scatter(x=[0, top], y=[0, top], mode="lines", line=dict(dash="dot", color="#999"), name="no delay")
+    )
+    fig.update_xaxes(title_text="memorization step (train acc >= 0.99)")
+    fig.update_yaxes(title_text="grokking step (test acc >= 0.95, held)")
+    return _layout(fig, f"Memorization vs grokking, {len(mem)} runs that memorized", 360)
+
+
+def compare_figure(series: Mapping[str, Sequence[dict[str, Any]]], key: str, log_x: bool = True) -> go.Figure:
+    """One line per run of metric ``key`` against step."""
+    fig = go.Figure()
+    for label, records in series.items():
+        xs, ys = _series(records, key, log_x)
+        fig.add_trace(go.Scatter(x=xs, y=ys, name=label, mode="lines"))
+    fig.update_xaxes(title_text="step" + (" (log scale)" if log_x else ""), type="log" if log_x else "linear")
+    fig.update_yaxes(title_text=key, type="log" if key.endswith("loss") else "linear")
+    return _layout(fig, f"{key} by run", 420)
+
+
+def sweep_figure(rows: Sequence[dict[str, Any]], key: str) -> go.Figure:
+    """Every finished point: grokking step against ``key``; never-grokked points on a line above."""
+    done = [r for r in rows if r.get("state") == "completed" and r.get(key) is not None]
+    budget = max((float(r["steps"]) for r in done if r.get("steps")), default=1.0)
+    grok = [r for r in done if r.get("grok_step") not in (None, "")]
+    never = [r for r in done if r.get("grok_step") in (None, "")]
+    fig = go.Figure()
+    for pts, name, y, symbol in (
+        (grok, "grokked", [float(r["grok_step"]) for r in grok], "circle"),
+        (never, f"never grokked (budget {budget:g})", [budget * 1.08] * len(never), "x"),
+    ):
+        fig.add_trace(
+            go.Scatter(
+                x=[r[key] for r in pts],
+                y=y,
+                mode="markers",
+                marker=dict(symbol=symbol, size=9),
+                name=name,
+                text=[str(r.get("run_id")) for r in pts],
+                hovertemplate="%{text}<br>" + key + " %{x}<br>grokking step %{y}<extra></extra>",
+            )
+        )
+    fig.update_xaxes(title_text=key)
+    fig.update_yaxes(title_text="grokking step (test acc >= 0.95, held)", rangemode="tozero")
+    return _layout(fig, f"Grokking step vs {key}, every point", 380)

@@ -1,0 +1,293 @@
+"""The dashboard's pages under Streamlit's AppTest: widgets driven, displayed values checked against
+the run's files and against the analysis functions called directly."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import torch
+from streamlit.testing.v1 import AppTest
+
+from groklab.analysis.fourier import embedding_spectrum
+from groklab.analysis.grokking import grokking_events
+from groklab.analysis.neurons import analyze_neurons
+from groklab.dashboard.compute import token_circle
+from groklab.data import make_dataset
+from groklab.models import build_model
+from groklab.runs import Run
+from groklab.train import load_checkpoint, run_config
+
+try:
+    from groklab.analysis.views import frequency_plane as plane
+except ImportError:
+    plane = token_circle
+
+APP = str(Path(__file__).resolve().parents[2] / "src" / "groklab" / "dashboard" / "app.py")
+LABELS = [
+    "bad_config", "broken_metrics", "early", "grokked", "p13", "sub_run",
+    "sweep_wd/runs/weight_decay=1.0__aaaa1111", "sweep_wd/runs/weight_decay=2.0__bbbb2222", "torn",
+]  # fmt: skip
+
+
+def app(runs_dir: Path | str, page: str = "Runs", run: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["runs_dir"] = str(runs_dir)
+    at.session_state["page"] = page
+    if run is not None:
+        at.session_state["run"] = run
+    return at.run()
+
+
+def no_exception(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def charts(at: AppTest) -> dict[str, dict]:
+    """Plotly figures on the page by title (their JSON, data as plain lists)."""
+    out = {}
+    for el in at.get("plotly_chart"):
+        spec = json.loads(el.proto.spec)
+        out[spec["layout"]["title"]["text"]] = spec
+    return out
+
+
+def chart(at: AppTest, prefix: str) -> dict:
+    found = [spec for title, spec in charts(at).items() if title.startswith(prefix)]
+    assert len(found) == 1, (prefix, list(charts(at)))
+    return found[0]
+
+
+def metrics_shown(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def messages(at: AppTest) -> str:
+    return "\n".join(str(e.value) for kind in (at.error, at.warning, at.info) for e in kind)
+
+
+# -- page 1: runs table -------------------------------------------------------------------------------
+def test_runs_table_lists_every_run_and_filters(dash_runs):
+    at = app(dash_runs)
+    no_exception(at)
+    df = at.dataframe[0].value
+    assert sorted(df["run"]) == LABELS
+    unreadable = set(df.loc[df["state"] == "unreadable", "run"])
+    assert unreadable == {"bad_config", "broken_metrics"}
+    text = messages(at)
+    assert "bad_config: unreadable" in text and "not valid YAML" in text
+    assert "broken_metrics: unreadable" in text and "line 6 is not valid JSON" in text
+    assert "early: status says running, but no process holds the run's lock" in text
+    assert "torn: analysis unreadable" in text
+
+    at.multiselect(key="f_op").set_value(["sub"]).run()
+    assert list(at.dataframe[0].value["run"]) == ["sub_run"]
+    at.multiselect(key="f_op").set_value([])
+    at.multiselect(key="f_p").set_value([13]).run()
+    assert list(at.dataframe[0].value["run"]) == ["p13"]
+    at.multiselect(key="f_p").set_value([])
+    at.radio(key="f_grokked").set_value("grokked").run()
+    grokked = {
+        label
+        for label in LABELS
+        if label not in unreadable and grokking_events(Run(dash_runs / label).metrics()).grokking_step is not None
+    }
+    assert set(at.dataframe[0].value["run"]) == grokked == {"grokked", "p13", "torn", LABELS[6]}
+    at.radio(key="f_grokked").set_value("not grokked")
+    at.multiselect(key="f_state").set_value(["completed"]).run()
+    assert set(at.dataframe[0].value["run"]) == {"sub_run", LABELS[7]}
+    assert "2 of 9 runs" in at.caption[0].value
+    no_exception(at)
+
+
+def test_missing_and_empty_runs_dir_say_so(tmp_path):
+    at = app(tmp_path / "nowhere")
+    no_exception(at)
+    assert "does not exist" in at.error[0].value and "nowhere" in at.error[0].value
+    (tmp_path / "empty").mkdir()
+    at = app(tmp_path / "empty")
+    no_exception(at)
+    assert "is empty" in at.warning[0].value
+
+
+# -- page 2: one run ------------------------------------------------------------------------------------
+def test_run_page_key_numbers_equal_the_analysis_summary(dash_runs):
+    at = app(dash_runs, "Run")
+    assert "Choose one of the 9 runs" in messages(at)
+    at.selectbox(key="run").set_value("grokked").run()
+    no_exception(at)
+    assert not at.error
+    summary = Run(dash_runs / "grokked").analysis("summary")
+    ev, abl = summary["events"], summary["ablation"]
+    shown = metrics_shown(at)
+    assert shown["Grokking step"] == str(ev["grokking_step"]) == "520"
+    assert shown["Memorization step"] == str(ev["memorization_step"])
+    assert shown["Delay (steps)"] == str(ev["delay"])
+    assert shown["Key frequencies"] == ", ".join(map(str, summary["key_frequencies"]))
+    assert shown["Key-frequency ablation drop"] == f"{abl['key_frequency_acc_drop']:.1f} pts"
+    assert shown["Random-frequency control drop"] == f"{abl['control_acc_drop_mean']:.1f} pts"
+    assert shown["Neurons to break (< 50%)"] == str(abl["neurons_to_break"])
+    assert "analysis/summary.json" in " ".join(c.value for c in at.caption)
+
+    curves = chart(at, "Training curves")
+    metrics = Run(dash_runs / "grokked").metrics()
+    test_acc = next(t for t in curves["data"] if t["name"] == "test acc")
+    assert test_acc["x"] == [r["step"] for r in metrics if r["step"] > 0]  # log axis: step 0 left out
+    assert test_acc["y"] == [r["test_acc"] for r in metrics if r["step"] > 0]
+    assert curves["layout"]["xaxis"]["type"] == "log"
+    marks = {t["name"]: t["x"] for t in curves["data"] if t["name"].startswith(("memorized", "grokked"))}
+    assert marks == {
+        f"memorized (step {ev['memorization_step']})": [ev["memorization_step"]] * 2,
+        f"grokked (step {ev['grokking_step']})": [ev["grokking_step"]] * 2,
+    }
+    phases = summary["phases"]
+    assert curves["layout"]["shapes"][0]["x1"] == phases["memorization_end"]  # shaded memorization phase
+    ablation = Run(dash_runs / "grokked").analysis("ablation")
+    freq = chart(at, "Frequency ablation")["data"][0]
+    assert freq["y"][:2] == [ablation["baseline"]["test_acc"], ablation["frequency"]["key"]["test_acc"]]
+    for title in ("Cumulative neuron ablation", "Neuron cluster ablation", "Head ablation", "Progress measures"):
+        chart(at, title)
+
+    at.toggle(key="log_x").set_value(False).run()
+    curves = chart(at, "Training curves")
+    test_acc = next(t for t in curves["data"] if t["name"] == "test acc")
+    assert test_acc["x"][0] == 0
+    assert curves["layout"]["shapes"][0]["x0"] == phases["first_step"] == 0
+
+
+def _direct(run_dir: Path, step: int) -> tuple[list[float], dict[int, int], torch.Tensor]:
+    """Spectrum, cluster sizes and token embeddings of a checkpoint, computed here without the dashboard."""
+    run = Run(run_dir)
+    cfg = run_config(run)
+    model = build_model(cfg.model, cfg.task.p)
+    model.load_state_dict(load_checkpoint(run.checkpoint_path(step))["model"])
+    neurons = analyze_neurons(model, make_dataset(cfg.task.op, cfg.task.p))
+    W = model.W_E_tokens.detach()
+    return embedding_spectrum(W).tolist(), {k: len(v) for k, v in neurons.cluster_dict().items()}, W
+
+
+def test_checkpoint_slider_redraws_spectrum_and_clusters(dash_runs):
+    at = app(dash_runs, "Run", "grokked")
+    slider = at.select_slider(key="ckpt_step:grokked")
+    steps = [s for s, _ in Run(dash_runs / "grokked").checkpoints()]
+    assert slider.value == steps[-1]
+    for step in (200, steps[-1], 0):
+        at.select_slider(key="ckpt_step:grokked").set_value(step).run()
+        no_exception(at)
+        spectrum, clusters, W_E = _direct(dash_runs / "grokked", step)
+        bars = chart(at, f"Embedding spectrum at step {step}")["data"][0]
+        assert bars["x"] == list(range(1, 9))
+        assert torch.allclose(torch.tensor(bars["y"]), torch.tensor(spectrum), rtol=1e-6, atol=1e-9)
+        sizes = chart(at, f"Neuron clusters at step {step}")["data"][0]
+        assert {k: n for k, n in zip(sizes["x"], sizes["y"], strict=True) if n} == clusters
+        circles = chart(at, f"Tokens in each key frequency's plane at step {step}")
+        assert [t["name"] for t in circles["data"]] == ["k = 4", "k = 5", "k = 6"]
+        for k, trace in zip((4, 5, 6), circles["data"], strict=True):
+            xy = torch.tensor([trace["x"], trace["y"]], dtype=torch.float64).T
+            assert torch.allclose(xy, plane(W_E.double(), k), atol=1e-6)
+    assert metrics_shown(at)["Key frequencies at this step"] == "none"  # step 0: random init
+    at.multiselect(key="circle_ks:grokked").set_value([1, 8]).run()
+    assert [t["name"] for t in chart(at, "Tokens in each")["data"]] == ["k = 1", "k = 8"]
+
+
+def test_damaged_runs_show_clear_messages_and_the_rest_works(dash_runs):
+    at = app(dash_runs, "Run", "torn")
+    no_exception(at)
+    text = messages(at)
+    assert "corrupt or truncated checkpoint" in text and "step_0001500.pt" in text
+    assert "summary.json: not valid JSON" in text
+    shown = metrics_shown(at)
+    assert shown["Grokking step"] == "520"  # from metrics.jsonl: the torn last line is skipped
+    assert "not analysed" == shown["Key frequencies"]
+    chart(at, "Training curves")
+    at.select_slider(key="ckpt_step:torn").set_value(1400).run()  # an intact checkpoint still works
+    chart(at, "Embedding spectrum at step 1400")
+    assert "step_0001400.pt" not in messages(at)
+
+    at.selectbox(key="run").set_value("p13").run()
+    no_exception(at)
+    assert "weights do not fit the run's config" in messages(at)
+    chart(at, "Training curves")
+
+    at.selectbox(key="run").set_value("broken_metrics").run()
+    no_exception(at)
+    assert "line 6 is not valid JSON" in messages(at)
+
+    at.selectbox(key="run").set_value("bad_config").run()
+    no_exception(at)
+    assert "config.yaml: not valid YAML" in messages(at)
+
+    at.selectbox(key="run").set_value("early").run()
+    no_exception(at)
+    assert "no process holds the run's lock" in messages(at)
+    assert "No analysis yet" in messages(at)
+    assert metrics_shown(at)["Grokking step"] == "—"
+
+
+def test_training_run_refreshes_with_new_metrics(dash_runs, tmp_path):
+    run = Run(tmp_path / "live")
+    shutil.copytree(dash_runs / "early", run.path)
+    with run.lock():
+        run.write_status("running", 100)
+        at = app(tmp_path, "Run", "live")
+        no_exception(at)
+        assert at.toggle(key="auto_refresh").value is True
+        assert "(refreshing)" in " ".join(m.value for m in at.markdown)
+        before = len(next(t for t in chart(at, "Training curves")["data"] if t["name"] == "test acc")["x"])
+        for step in (120, 140):
+            run.append_metrics(
+                {"step": step, "train_loss": 0.01, "train_acc": 1.0, "test_loss": 0.02, "test_acc": 0.97}
+            )
+        at.run()
+        curves = chart(at, "Training curves")
+        assert len(next(t for t in curves["data"] if t["name"] == "test acc")["x"]) == before + 2
+        assert metrics_shown(at)["Final test accuracy"] == "0.9700"
+        assert metrics_shown(at)["Grokking step"] == "120"
+    run.write_status("completed", 140)
+    at.run()
+    assert [t.key for t in at.toggle] == ["log_x"]  # a finished run does not offer refreshing
+
+
+# -- page 3: compare ----------------------------------------------------------------------------------
+def test_compare_overlays_runs_and_draws_the_sweep(dash_runs):
+    at = app(dash_runs, "Compare")
+    no_exception(at)
+    assert "Choose runs" in messages(at)
+    at.multiselect(key="compare_runs").set_value(["grokked", "sub_run", "early"]).run()
+    no_exception(at)
+    lines = chart(at, "test_acc by run")["data"]
+    assert [t["name"] for t in lines] == ["grokked", "sub_run", "early"]
+    for t in lines:
+        assert t["y"] == [r["test_acc"] for r in Run(dash_runs / t["name"]).metrics() if r["step"] > 0]
+    at.selectbox(key="compare_metric").set_value("test_loss").run()
+    assert chart(at, "test_loss by run")["layout"]["yaxis"]["type"] == "log"
+    assert list(at.dataframe[0].value["run"]) == ["early", "grokked", "sub_run"]
+
+    assert at.selectbox(key="sweep").value == "sweep_wd"
+    assert "3 points (2 completed, 1 failed), 1 grokked" in " ".join(m.value for m in at.markdown)
+    sweep = chart(at, "Grokking step vs optim.weight_decay")["data"]
+    grokked, never = sweep
+    assert grokked["x"] == [1.0] and grokked["y"] == [520.0]
+    assert never["x"] == [2.0] and never["name"].startswith("never grokked")
+    assert len(at.get("image")) == 1  # the sweeps package's phase diagram (matplotlib)
+    assert "grok_step_vs_optim_weight_decay" in [c.value for c in at.caption]
+    at.button[0].click().run()  # overlay the sweep's runs
+    assert at.multiselect(key="compare_runs").value == [LABELS[6], LABELS[7]]
+    no_exception(at)
+
+
+# -- performance --------------------------------------------------------------------------------------
+def test_run_page_first_render_time(dash_runs, test_output_dir):
+    """First render of a run page with cold caches (imports already loaded): recorded, and bounded."""
+    import streamlit as st
+
+    st.cache_data.clear()
+    t0 = time.perf_counter()
+    at = app(dash_runs, "Run", "grokked")
+    elapsed = time.perf_counter() - t0
+    no_exception(at)
+    chart(at, "Embedding spectrum")
+    (test_output_dir / "dashboard_run_page_render.json").write_text(json.dumps({"apptest_first_render_s": elapsed}))
+    assert elapsed < 3.0  # measured 0.4-0.7 s
