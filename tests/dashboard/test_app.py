@@ -11,19 +11,15 @@ from pathlib import Path
 import torch
 from streamlit.testing.v1 import AppTest
 
+from groklab import plots
 from groklab.analysis.fourier import embedding_spectrum
 from groklab.analysis.grokking import grokking_events
 from groklab.analysis.neurons import analyze_neurons
-from groklab.dashboard.compute import token_circle
+from groklab.analysis.views import frequency_plane
 from groklab.data import make_dataset
 from groklab.models import build_model
 from groklab.runs import Run
 from groklab.train import load_checkpoint, run_config
-
-try:
-    from groklab.analysis.views import frequency_plane as plane
-except ImportError:
-    plane = token_circle
 
 APP = str(Path(__file__).resolve().parents[2] / "src" / "groklab" / "dashboard" / "app.py")
 LABELS = [
@@ -32,12 +28,21 @@ LABELS = [
 ]  # fmt: skip
 
 
-def app(runs_dir: Path | str, page: str = "Runs", run: str | None = None) -> AppTest:
+def app(runs_dir: Path | str, page: str = "Runs", run: str | None = None, tab: str | None = None) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state["runs_dir"] = str(runs_dir)
     at.session_state["page"] = page
     if run is not None:
         at.session_state["run"] = run
+    if tab is not None:
+        at.session_state["run_tab"] = tab
+    return at.run()
+
+
+def open_tab(at: AppTest, name: str) -> AppTest:
+    """Open a tab of the run page (its tabs run lazily: only the open one is computed)."""
+    assert name in [t.label for t in at.tabs]
+    at.session_state["run_tab"] = name
     return at.run()
 
 
@@ -144,17 +149,28 @@ def test_run_page_key_numbers_equal_the_analysis_summary(dash_runs):
     }
     phases = summary["phases"]
     assert curves["layout"]["shapes"][0]["x1"] == phases["memorization_end"]  # shaded memorization phase
-    ablation = Run(dash_runs / "grokked").analysis("ablation")
-    freq = chart(at, "Frequency ablation")["data"][0]
-    assert freq["y"][:2] == [ablation["baseline"]["test_acc"], ablation["frequency"]["key"]["test_acc"]]
-    for title in ("Cumulative neuron ablation", "Neuron cluster ablation", "Head ablation", "Progress measures"):
-        chart(at, title)
-
+    chart(at, "Progress measures")
+    assert not [t for t in charts(at) if "ablation" in t.lower() or "spectrum" in t.lower()]  # other tabs: lazy
     at.toggle(key="log_x").set_value(False).run()
     curves = chart(at, "Training curves")
     test_acc = next(t for t in curves["data"] if t["name"] == "test acc")
     assert test_acc["x"][0] == 0
     assert curves["layout"]["shapes"][0]["x0"] == phases["first_step"] == 0
+
+    open_tab(at, "Ablations")
+    no_exception(at)
+    ablation = Run(dash_runs / "grokked").analysis("ablation")
+    freq = chart(at, "Frequency ablation")["data"][0]
+    assert freq["y"][:2] == [ablation["baseline"]["test_acc"], ablation["frequency"]["key"]["test_acc"]]
+    cumulative = chart(at, "Cumulative neuron ablation")["data"][2]
+    assert cumulative["y"] == ablation["neurons"]["cumulative"]["test_acc"]
+    for title in ("Neuron cluster ablation", "Head ablation"):
+        chart(at, title)
+    assert "Training curves" not in charts(at)
+    captions = [c.value for c in at.caption]  # what to look for, in the figure registry's words
+    for name in ("ablation_frequencies", "ablation_cumulative", "ablation_clusters", "ablation_heads"):
+        assert plots.caption(name) in captions
+    assert metrics_shown(at)["Grokking step"] == "520"  # the key numbers stay above the tabs
 
 
 def _direct(run_dir: Path, step: int) -> tuple[list[float], dict[int, int], torch.Tensor]:
@@ -169,7 +185,10 @@ def _direct(run_dir: Path, step: int) -> tuple[list[float], dict[int, int], torc
 
 
 def test_checkpoint_slider_redraws_spectrum_and_clusters(dash_runs):
-    at = app(dash_runs, "Run", "grokked")
+    at = app(dash_runs, "Run", "grokked", tab="At a checkpoint")
+    captions = [c.value for c in at.caption]
+    for name in ("fourier_embedding_spectrum", "embedding_circles", "neuron_cluster_sizes"):
+        assert plots.caption(name) in captions
     slider = at.select_slider(key="ckpt_step:grokked")
     steps = [s for s, _ in Run(dash_runs / "grokked").checkpoints()]
     assert slider.value == steps[-1]
@@ -186,7 +205,7 @@ def test_checkpoint_slider_redraws_spectrum_and_clusters(dash_runs):
         assert [t["name"] for t in circles["data"]] == ["k = 4", "k = 5", "k = 6"]
         for k, trace in zip((4, 5, 6), circles["data"], strict=True):
             xy = torch.tensor([trace["x"], trace["y"]], dtype=torch.float64).T
-            assert torch.allclose(xy, plane(W_E.double(), k), atol=1e-6)
+            assert torch.allclose(xy, frequency_plane(W_E, k), atol=1e-6)
     assert metrics_shown(at)["Key frequencies at this step"] == "none"  # step 0: random init
     at.multiselect(key="circle_ks:grokked").set_value([1, 8]).run()
     assert [t["name"] for t in chart(at, "Tokens in each")["data"]] == ["k = 1", "k = 8"]
@@ -195,13 +214,16 @@ def test_checkpoint_slider_redraws_spectrum_and_clusters(dash_runs):
 def test_damaged_runs_show_clear_messages_and_the_rest_works(dash_runs):
     at = app(dash_runs, "Run", "torn")
     no_exception(at)
-    text = messages(at)
-    assert "corrupt or truncated checkpoint" in text and "step_0001500.pt" in text
-    assert "summary.json: not valid JSON" in text
+    assert "summary.json: not valid JSON" in messages(at)
     shown = metrics_shown(at)
     assert shown["Grokking step"] == "520"  # from metrics.jsonl: the torn last line is skipped
     assert "not analysed" == shown["Key frequencies"]
     chart(at, "Training curves")
+    open_tab(at, "At a checkpoint")
+    no_exception(at)
+    text = messages(at)
+    assert "corrupt or truncated checkpoint" in text and "step_0001500.pt" in text
+    assert metrics_shown(at)["Grokking step"] == "520"  # the numbers above still work
     at.select_slider(key="ckpt_step:torn").set_value(1400).run()  # an intact checkpoint still works
     chart(at, "Embedding spectrum at step 1400")
     assert "step_0001400.pt" not in messages(at)
@@ -209,7 +231,7 @@ def test_damaged_runs_show_clear_messages_and_the_rest_works(dash_runs):
     at.selectbox(key="run").set_value("p13").run()
     no_exception(at)
     assert "weights do not fit the run's config" in messages(at)
-    chart(at, "Training curves")
+    assert metrics_shown(at)["Grokking step"] == "520"
 
     at.selectbox(key="run").set_value("broken_metrics").run()
     no_exception(at)
@@ -222,8 +244,10 @@ def test_damaged_runs_show_clear_messages_and_the_rest_works(dash_runs):
     at.selectbox(key="run").set_value("early").run()
     no_exception(at)
     assert "no process holds the run's lock" in messages(at)
-    assert "No analysis yet" in messages(at)
     assert metrics_shown(at)["Grokking step"] == "—"
+    chart(at, "Embedding spectrum at step 100")  # its last checkpoint
+    open_tab(at, "Ablations")
+    assert "No analysis yet: run `groklab analyze" in messages(at)
 
 
 def test_training_run_refreshes_with_new_metrics(dash_runs, tmp_path):
@@ -280,14 +304,20 @@ def test_compare_overlays_runs_and_draws_the_sweep(dash_runs):
 
 # -- performance --------------------------------------------------------------------------------------
 def test_run_page_first_render_time(dash_runs, test_output_dir):
-    """First render of a run page with cold caches (imports already loaded): recorded, and bounded."""
+    """Script time of a run page's first render, and of opening its checkpoint tab, with cold
+    caches (imports already loaded): recorded in test-output/, and bounded."""
     import streamlit as st
 
     st.cache_data.clear()
     t0 = time.perf_counter()
     at = app(dash_runs, "Run", "grokked")
-    elapsed = time.perf_counter() - t0
+    first = time.perf_counter() - t0
     no_exception(at)
-    chart(at, "Embedding spectrum")
-    (test_output_dir / "dashboard_run_page_render.json").write_text(json.dumps({"apptest_first_render_s": elapsed}))
-    assert elapsed < 3.0  # measured 0.4-0.7 s
+    chart(at, "Training curves")
+    t0 = time.perf_counter()
+    open_tab(at, "At a checkpoint")
+    checkpoint = time.perf_counter() - t0
+    chart(at, "Embedding spectrum at step 1500")
+    record = {"apptest_first_render_s": first, "apptest_checkpoint_tab_s": checkpoint}
+    (test_output_dir / "dashboard_run_page_render.json").write_text(json.dumps(record))
+    assert first < 3.0 and checkpoint < 3.0

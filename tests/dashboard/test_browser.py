@@ -57,6 +57,15 @@ def wait_idle(page) -> None:
     )
 
 
+def screenshot(page, path: Path) -> None:
+    """The whole page: the app scrolls inside its own container, so the viewport is made tall first."""
+    size = page.viewport_size
+    page.set_viewport_size({"width": size["width"], "height": 3000})
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(path))
+    page.set_viewport_size(size)
+
+
 def test_dashboard_in_chromium(dash_runs, test_output_dir, tmp_path):
     runs = tmp_path / "runs"
     for name in ("grokked", "torn", "bad_config"):
@@ -82,7 +91,7 @@ def test_dashboard_in_chromium(dash_runs, test_output_dir, tmp_path):
                 page = browser.new_page(viewport={"width": 1500, "height": 1100})
                 page.goto(url, wait_until="domcontentloaded")
                 page.get_by_test_id("stDataFrame").wait_for(timeout=30_000)  # the runs table
-                page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)  # and its chart: the page is read
+                page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)  # and its chart: a user reads the table
                 wait_idle(page)
                 page.get_by_test_id("stSidebar").get_by_text("Run", exact=True).click()
                 page.get_by_test_id("stSelectbox").filter(has_text="Run").first.click()
@@ -93,27 +102,45 @@ def test_dashboard_in_chromium(dash_runs, test_output_dir, tmp_path):
                 plots = page.locator(".js-plotly-plot")
                 plots.filter(has_text="Training curves").locator(".main-svg").first.wait_for(timeout=30_000)
                 first_render_s = time.perf_counter() - t0  # key numbers and curves drawn
-                plots.filter(has_text="Head ablation").wait_for(timeout=30_000)  # the last chart of the page
+                plots.filter(has_text="Progress measures").wait_for(timeout=30_000)
                 wait_idle(page)
                 complete_s = time.perf_counter() - t0
-
-                assert plots.filter(has_text="Embedding spectrum at step 1500").count() == 1
-                assert plots.count() == 9
                 metrics = {
                     t.split("\n")[0]: t.split("\n")[-1] for t in page.get_by_test_id("stMetric").all_inner_texts()
                 }
                 assert metrics["Grokking step"] == str(grok_step)
                 assert metrics["Key frequencies"] == ", ".join(map(str, summary["key_frequencies"]))
                 assert page.get_by_test_id("stException").count() == 0
-                page.set_viewport_size({"width": 1500, "height": 5200})  # the app scrolls inside its own container
-                page.wait_for_timeout(500)
-                page.screenshot(path=str(test_output_dir / "dashboard_run_page.png"))
+                screenshot(page, test_output_dir / "dashboard_run_page.png")
+
+                t0 = time.perf_counter()
+                page.get_by_role("tab", name="At a checkpoint").click()
+                plots.filter(has_text="Embedding spectrum at step 1500").locator(".main-svg").first.wait_for(
+                    timeout=30_000
+                )
+                plots.filter(has_text="Tokens in each key frequency").wait_for(timeout=30_000)
+                wait_idle(page)
+                checkpoint_s = time.perf_counter() - t0
+                assert plots.filter(has_text="Neuron clusters at step 1500").count() == 1
+                assert page.get_by_test_id("stException").count() == 0
+                screenshot(page, test_output_dir / "dashboard_run_checkpoint.png")
+
+                page.get_by_role("tab", name="Ablations").click()
+                plots.filter(has_text="Head ablation").wait_for(timeout=30_000)
+                wait_idle(page)
+                assert plots.filter(has_text="Frequency ablation").count() == 1
+                assert page.get_by_test_id("stException").count() == 0
+
                 timing = test_output_dir / "dashboard_run_page_render.json"
                 record = json.loads(timing.read_text()) if timing.exists() else {}
-                record |= {"browser_first_render_s": first_render_s, "browser_complete_s": complete_s}
+                record |= {
+                    "browser_first_render_s": first_render_s,
+                    "browser_training_tab_complete_s": complete_s,
+                    "browser_checkpoint_tab_s": checkpoint_s,
+                }
                 timing.write_text(json.dumps(record))
 
-                page.set_viewport_size({"width": 1500, "height": 1100})
+                page.get_by_role("tab", name="Training").click()
                 with live.lock():  # refreshes by itself while the run trains
                     live.write_status("running", 100)
                     page.get_by_test_id("stSelectbox").filter(has_text="Run").first.click()

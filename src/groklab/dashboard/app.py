@@ -17,7 +17,7 @@ from pathlib import Path
 import streamlit as st
 
 from groklab.dashboard import data
-from groklab.dashboard.views import compare, run_page, runs_table, section
+from groklab.dashboard.views import compare, figure_captions, run_page, runs_table, section
 
 PAGES = ("Runs", "Run", "Compare")
 
@@ -30,6 +30,7 @@ def default_runs_dir(argv: list[str]) -> str:
 
 def main() -> None:
     st.set_page_config(page_title="groklab", page_icon="📈", layout="wide")
+    figure_captions()  # imports the figure registry on the first page, not on the first run page
     state, params = st.session_state, st.query_params
     if "runs_dir" not in state:
         state["runs_dir"] = default_runs_dir(sys.argv[1:])

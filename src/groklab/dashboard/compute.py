@@ -3,14 +3,15 @@
 :func:`checkpoint_view` loads a checkpoint, rebuilds the model from the run's config and returns
 plain lists: the embedding spectrum (:func:`~groklab.analysis.fourier.embedding_spectrum`), the
 neuron frequencies and clusters (:func:`~groklab.analysis.neurons.analyze_neurons`) and the token
-embeddings for the key-frequency circles (:func:`circles`). The cache key is the checkpoint's
+embeddings for the key-frequency circles (:func:`circles`, through
+:func:`~groklab.analysis.views.frequency_plane`, as the figures draw them). The cache key is the checkpoint's
 and the config's (mtime, size), so a checkpoint is analysed once per process, and a damaged one
 raises RunError (not cached).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,17 +19,17 @@ from typing import Any
 
 import streamlit as st
 import torch
-from torch import Tensor
 
-from groklab.analysis.fourier import embedding_spectrum, fourier_1d, freq_rows, frequencies
+from groklab.analysis.fourier import embedding_spectrum, frequencies
 from groklab.analysis.neurons import analyze_neurons
+from groklab.analysis.views import frequency_plane
 from groklab.dashboard.data import Signature, file_sig
 from groklab.data import make_dataset
 from groklab.models import build_model
 from groklab.runs import Run, RunError
 from groklab.train import load_checkpoint, run_config
 
-__all__ = ["CheckpointView", "checkpoint_view", "circles", "token_circle"]
+__all__ = ["CheckpointView", "checkpoint_view", "circles"]
 
 
 @dataclass(frozen=True)
@@ -42,28 +43,6 @@ class CheckpointView:
     embedding_key_frequencies: list[int]
     W_E_tokens: list[list[float]]  # [p][d_model]: for the circles
     neurons: dict[str, Any]  # NeuronAnalysis.to_dict() without the [d_mlp x n_freq] FVE table
-
-
-def _frequency_plane() -> Callable[[Tensor, int], Tensor]:
-    """:func:`groklab.analysis.views.frequency_plane` (shared with the figures), else :func:`token_circle`."""
-    try:
-        from groklab.analysis.views import frequency_plane
-    except ImportError:
-        return token_circle
-    return frequency_plane
-
-
-def token_circle(W_E_tokens: Tensor, k: int) -> Tensor:
-    """Tokens in the plane of frequency k (the fallback where ``analysis.views`` is absent): ``[p, 2]``
-    coordinates of each token's embedding along the unit directions of W_E's cos-k and sin-k
-    Fourier coefficients (rows 2k-1, 2k of ``F @ W_E``).
-
-    A model that represents x by cos(w_k x) and sin(w_k x) puts token x near r (cos w_k x, sin w_k x):
-    the tokens lie on a circle in the order x * k mod p.
-    """
-    coef = fourier_1d(W_E_tokens, 0)[list(freq_rows(k))]  # [2, d_model]
-    dirs = coef / coef.norm(dim=1, keepdim=True).clamp_min(torch.finfo(coef.dtype).tiny)
-    return W_E_tokens.to(coef.dtype) @ dirs.T
 
 
 @contextmanager
@@ -117,8 +96,7 @@ def checkpoint_view(run: Run, step: int) -> CheckpointView:
 
 
 def circles(view: CheckpointView, ks: list[int]) -> dict[int, list[list[float]]]:
-    """{k: [p][2] token coordinates} for the frequencies ``ks`` that exist for this p."""
+    """{k: [p][2] token coordinates in the plane of frequency k} for the ``ks`` that exist for this p."""
     W = torch.tensor(view.W_E_tokens, dtype=torch.float64)
-    plane = _frequency_plane()
     with _one_thread():
-        return {k: plane(W, k).tolist() for k in ks if k in view.frequencies}
+        return {k: frequency_plane(W, k).tolist() for k in ks if k in view.frequencies}

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,7 +14,26 @@ import streamlit as st
 from groklab.config import ConfigError
 from groklab.runs import RunError
 
-__all__ = ["fmt", "section"]
+__all__ = ["caption", "figure_captions", "fmt", "section"]
+
+
+@functools.cache
+def figure_captions() -> dict[str, str]:
+    """{figure name: one-line caption} from the figure registry (:mod:`groklab.plots`), so a chart
+    here says what to look for in the same words as the report; empty if the registry cannot load."""
+    try:
+        import groklab.plots  # noqa: F401  (importing it registers every figure)
+        from groklab.plots.registry import FIGURES
+    except Exception:
+        return {}
+    return {name: spec.caption for name, spec in FIGURES.items()}
+
+
+def caption(where: Any, *names: str) -> None:
+    """Write the registry's captions of ``names`` under a chart (``where``: st or a column)."""
+    text = " ".join(c for n in names if (c := figure_captions().get(n)))
+    if text:
+        where.caption(text)
 
 
 @contextmanager

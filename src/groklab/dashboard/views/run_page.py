@@ -1,5 +1,6 @@
-"""Page 2: one run. Key numbers and curves (refreshing while the run trains), the progress measures,
-the model at a chosen checkpoint (spectrum, key-frequency circles, neuron clusters) and ablations."""
+"""Page 2: one run. Its key numbers above three tabs: training (curves, refreshing while the run
+trains, and the progress measures), the model at a chosen checkpoint (spectrum, neuron clusters,
+key-frequency circles) and the ablations. Tabs run lazily: only the open one is computed."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ import streamlit as st
 from groklab.analysis.grokking import grokking_events
 from groklab.dashboard import charts, compute, data
 from groklab.dashboard.data import RunRef
-from groklab.dashboard.views import ablations, fmt, section
+from groklab.dashboard.views import ablations, caption, fmt, section
 from groklab.runs import Run, RunError
 
-__all__ = ["REFRESH_S", "events_and_source", "render"]
+__all__ = ["REFRESH_S", "TABS", "events_and_source", "render"]
 
 REFRESH_S = 3.0  # seconds between refreshes of a run that is training
+TABS = ("Training", "At a checkpoint", "Ablations")
 
 
 def render(refs: list[RunRef]) -> None:
@@ -37,34 +39,46 @@ def render(refs: list[RunRef]) -> None:
             f"{ref.path} · {task.get('op')} mod {task.get('p')}, train fraction {task.get('train_frac')}, "
             f"{model.get('arch')} · seed {cfg.get('seed')}"
         )
+    summary = _summary(run, warn=True)
     training = run.status().get("state") == "running" and run.is_locked()
     auto = training and st.toggle("Refresh while training", value=True, key="auto_refresh")
-    st.fragment(run_every=REFRESH_S if auto else None)(_live)(run, training)
+    every = REFRESH_S if auto else None
+    st.fragment(run_every=every)(_numbers)(run, training)
 
-    summary = _summary(run)
-    if summary is not None and run.has_analysis():
-        with section("analysis/progress.jsonl"):
-            progress = data.analysis(run, "progress")
-            if progress:
-                st.plotly_chart(
-                    charts.progress_figure(progress, st.session_state.get("log_x", True)), key="progress_chart"
-                )
-    with section("checkpoint"):
-        _checkpoint(run, label, summary)
-    with section("analysis/ablation.json"):
-        ablations.render(run)
+    curves_tab, checkpoint_tab, ablation_tab = st.tabs(TABS, key="run_tab", on_change="rerun")
+    with curves_tab:
+        if curves_tab.open:
+            st.fragment(run_every=every)(_curves)(run)
+            _progress(run, summary)
+    with checkpoint_tab:
+        if checkpoint_tab.open:
+            with section("checkpoint"):
+                _checkpoint(run, label, summary)
+    with ablation_tab:
+        if ablation_tab.open:
+            with section("analysis/ablation.json"):
+                ablations.render(run)
 
 
-def _summary(run: Run) -> dict[str, Any] | None:
-    """analysis/summary.json, or None (with a message when it exists but cannot be read)."""
+def _summary(run: Run, warn: bool = False) -> dict[str, Any] | None:
+    """analysis/summary.json, or None (said on the page, with ``warn``, when it cannot be read)."""
     if not run.has_analysis():
         return None
     try:
         summary = data.analysis(run, "summary")
     except RunError as e:
-        st.warning(str(e))
+        if warn:
+            st.warning(str(e))
         return None
     return summary if isinstance(summary, dict) else None
+
+
+def _metrics(run: Run) -> list[dict[str, Any]] | None:
+    try:
+        return data.metrics(run)
+    except RunError as e:
+        st.error(f"metrics.jsonl: {e}")
+        return None
 
 
 def events_and_source(metrics: list[dict[str, Any]], summary: dict[str, Any] | None) -> tuple[dict[str, Any], str]:
@@ -78,8 +92,8 @@ def events_and_source(metrics: list[dict[str, Any]], summary: dict[str, Any] | N
     return grokking_events(metrics).to_dict(), f"metrics.jsonl ({why})"
 
 
-def _live(run: Run, training: bool) -> None:
-    """Status, key numbers and curves: re-read on every refresh (cached on the files' signatures)."""
+def _numbers(run: Run, training: bool) -> None:
+    """Status and key numbers: re-read on every refresh (cached on the files' signatures)."""
     status = run.status()
     state, step = status.get("state"), status.get("step")
     line = f"**{state}** at step {step}" if step is not None else f"**{state}**"
@@ -89,10 +103,8 @@ def _live(run: Run, training: bool) -> None:
         st.warning(f"{line}, but no process holds the run's lock: the writer has stopped (resume it to continue)")
     else:
         st.markdown(line + (" (refreshing)" if training else ""))
-    try:
-        metrics = data.metrics(run)
-    except RunError as e:
-        st.error(f"metrics.jsonl: {e}")
+    metrics = _metrics(run)
+    if metrics is None:
         return
     if not metrics:
         st.info("No evaluations in metrics.jsonl yet.")
@@ -101,11 +113,32 @@ def _live(run: Run, training: bool) -> None:
     events, source = events_and_source(metrics, summary)
     _key_numbers(metrics, events, summary)
     st.caption(f"Grokking events from {source}.")
+
+
+def _curves(run: Run) -> None:
+    """Accuracy and loss curves with the events and, when the analysis is current, the phases."""
+    metrics = _metrics(run)
+    if not metrics:
+        return
+    summary = _summary(run)
+    events, source = events_and_source(metrics, summary)
     log_x = st.toggle("Log step axis", value=True, key="log_x")
     phases = (summary or {}).get("phases") if source.startswith("analysis") else None
     st.plotly_chart(charts.curves_figure(metrics, events, phases, log_x), key="curves_chart")
+    caption(st, "dynamics_accuracy", "dynamics_loss")
     if phases:
         st.caption(_phase_caption(phases))
+
+
+def _progress(run: Run, summary: dict[str, Any] | None) -> None:
+    if summary is None:
+        return
+    with section("analysis/progress.jsonl"):
+        progress = data.analysis(run, "progress")
+        if progress:
+            log_x = st.session_state.get("log_x", True)
+            st.plotly_chart(charts.progress_figure(progress, log_x), key="progress_chart")
+            caption(st, "dynamics_progress")
 
 
 def _phase_caption(phases: dict[str, Any]) -> str:
@@ -170,7 +203,6 @@ def _key_numbers(metrics: list[dict[str, Any]], events: dict[str, Any], summary:
 
 
 def _checkpoint(run: Run, label: str, summary: dict[str, Any] | None) -> None:
-    st.subheader("At a checkpoint")
     steps = [s for s, _ in run.checkpoints()]
     if not steps:
         st.info("No checkpoints yet.")
@@ -198,8 +230,10 @@ def _checkpoint(run: Run, label: str, summary: dict[str, Any] | None) -> None:
     left.plotly_chart(
         charts.spectrum_figure(view.frequencies, view.embedding_norms, marked, step), key="spectrum_chart"
     )
+    caption(left, "fourier_embedding_spectrum")
     if neurons.get("defined"):
         right.plotly_chart(charts.clusters_figure(view.frequencies, neurons, step), key="clusters_chart")
+        caption(right, "neuron_cluster_sizes")
     else:
         right.info(f"No neuron clusters: {neurons.get('reason')}")
     default = [k for k in (key_ks or view.embedding_key_frequencies) if k in view.frequencies][:6]
@@ -212,3 +246,4 @@ def _checkpoint(run: Run, label: str, summary: dict[str, Any] | None) -> None:
     )
     if ks:
         st.plotly_chart(charts.circles_figure(compute.circles(view, sorted(ks)[:6]), step), key="circles_chart")
+        caption(st, "embedding_circles")
