@@ -200,7 +200,7 @@ class RayExecutor:
                 check_address(address)
                 ray.init(address=address, **init)
             else:
-                ray.init(num_cpus=cpu_cores(), include_dashboard=False, **init)
+                ray.init(address="local", num_cpus=cpu_cores(), include_dashboard=False, **init)
                 self._started = True
         except SweepError:
             raise

@@ -1,0 +1,114 @@
+"""The local executor end to end, through the command line: invalid points, reruns, Ctrl-C, kill -9."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import yaml
+from sweep_helpers import GROKLAB, TINY, all_metrics, groklab, read_summary
+
+from groklab.runs import Run, read_jsonl
+from groklab.sweeps.page import sweep_page
+
+VALID = {0.5, 0.8, 0.9}
+
+
+def states(sweep_dir: Path) -> dict[str, str]:
+    return {p.name: Run(p).status()["state"] for p in sorted((sweep_dir / "runs").iterdir())}
+
+
+def snapshot(sweep_dir: Path) -> dict[str, tuple[int, int]]:
+    """(mtime_ns, size) of every file under runs/."""
+    return {str(f): (f.stat().st_mtime_ns, f.stat().st_size) for f in (sweep_dir / "runs").rglob("*") if f.is_file()}
+
+
+def evals_logged(sweep_dir: Path) -> int:
+    runs = sweep_dir / "runs"
+    return sum(len(read_jsonl(p / "metrics.jsonl")) for p in runs.iterdir()) if runs.is_dir() else 0
+
+
+def wait_for(condition, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def test_valid_points_complete_and_invalid_ones_are_recorded(local_sweep):
+    out, proc = local_sweep
+    assert proc.returncode == 1, proc.stderr  # not every point completed: two are invalid
+    assert "6 completed, 2 failed" in proc.stdout
+    rows = read_summary(out)
+    assert len(rows) == 8
+    assert list(rows[0])[:3] == ["run_id", "task.train_frac", "seed"]
+    for row in rows:
+        if float(row["task.train_frac"]) in VALID:
+            assert (row["state"], row["steps"], row["error"]) == ("completed", "300", "")
+            assert float(row["train_acc"]) > 0.9  # the debug model memorizes in 300 steps
+            metrics = Run(out / "runs" / row["run_id"]).metrics()
+            assert row["test_acc"] == str(metrics[-1]["test_acc"])
+        else:
+            assert row["state"] == "failed"
+            assert row["error"] == "task.train_frac: must be in (0, 1), got 1.5"
+            assert not (out / "runs" / row["run_id"]).exists()
+    failures = json.loads((out / "failures.json").read_text())
+    assert sorted(failures) == sorted(r["run_id"] for r in rows if r["state"] == "failed")
+    assert sorted(p.name for p in (out / "runs").iterdir()) == sorted(r["run_id"] for r in rows if r["error"] == "")
+    doc = yaml.safe_load((out / "sweep.yaml").read_text())
+    assert doc["spec"]["name"] == "tiny" and len(doc["points"]) == 8
+    assert (out / "figures" / "grok_step_vs_task_train_frac.png").stat().st_size > 1000
+
+
+def test_running_again_retrains_nothing(local_sweep):
+    out, _ = local_sweep
+    before, summary = snapshot(out), (out / "summary.csv").read_text()
+    proc = groklab("sweep", TINY, "--out", out, "--workers", "2")
+    assert proc.returncode == 1 and "6 completed, 2 failed" in proc.stdout
+    assert snapshot(out) == before
+    assert (out / "summary.csv").read_text() == summary
+
+
+def test_sweep_page_has_every_point_and_the_diagram(local_sweep):
+    out, _ = local_sweep
+    page = sweep_page(out)
+    assert page.startswith("<!doctype html>")
+    for row in read_summary(out):
+        assert f"<td class='l'>{row['run_id']}</td>" in page
+    assert page.count("data:image/png;base64,") == 1  # one varied axis (seeds are replicates)
+    assert "task.train_frac: must be in (0, 1), got 1.5" in page
+
+
+def test_ctrl_c_then_kill_then_rerun_completes_as_if_never_stopped(tmp_path, local_sweep):
+    reference, _ = local_sweep
+    out = tmp_path / "sweep"
+    cmd = [str(GROKLAB), "sweep", str(TINY), "--out", str(out), "--workers", "2"]
+
+    # Ctrl-C: running points checkpoint and stop, nothing new starts, the sweep exits.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: evals_logged(out) >= 4)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 1
+    after_sigint = states(out)
+    assert "interrupted" in after_sigint.values(), after_sigint
+    assert len(after_sigint) < 6 or "completed" not in set(after_sigint.values())
+    assert not any(Run(p).is_locked() for p in (out / "runs").iterdir())
+
+    # kill -9 of the parent mid-way: its workers notice, checkpoint and stop.
+    logged = evals_logged(out)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: evals_logged(out) >= logged + 3)
+    proc.kill()
+    proc.wait(timeout=30)
+    wait_for(lambda: not any(Run(p).is_locked() for p in (out / "runs").iterdir()), timeout=60)
+    assert set(states(out).values()) != {"completed"} or len(states(out)) < 6
+
+    proc = groklab("sweep", TINY, "--out", out, "--workers", "2")
+    assert proc.returncode == 1 and "6 completed, 2 failed" in proc.stdout, proc.stdout + proc.stderr
+    assert set(states(out).values()) == {"completed"}
+    # resumed runs are bit-identical to runs that were never stopped
+    assert all_metrics(out) == all_metrics(reference)
+    assert [r["state"] for r in read_summary(out)] == [r["state"] for r in read_summary(reference)]
