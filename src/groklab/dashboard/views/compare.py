@@ -87,7 +87,7 @@ def _phase_diagrams(rows: list[dict[str, Any]], varied: list[str], name: str) ->
 
     figs = list(phase_diagrams(rows, varied, name).items())
     with st.expander("Phase diagrams (median and spread over seeds)", expanded=True):
-        cols = st.columns(min(2, len(figs)) or 1)
+        cols = st.columns(2)
         for i, (stem, fig) in enumerate(figs):
             cols[i % len(cols)].pyplot(fig, clear_figure=False)
             cols[i % len(cols)].caption(stem)
