@@ -162,6 +162,4 @@ def test_dashboard_in_chromium(dash_runs, test_output_dir, tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-    # The target is 3 s (measured 1.7-2.3 s on an idle-ish 2-core machine); the bound here only catches
-    # regressions, since other work on a shared machine can slow a browser several-fold.
-    assert first_render_s < 10.0, f"the run page took {first_render_s:.2f} s to show its key numbers and curves"
+    # The render time is recorded above for the benchmark note; tests do not assert timings.
