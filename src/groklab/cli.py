@@ -268,6 +268,7 @@ def reproduce(
     quiet: QuietOpt = False,
 ) -> None:
     """Train (stopping shortly after grokking), analyse, draw figures and write the report."""
+    from groklab.report import run_report
     from groklab.runs import check_new_run_path
     from groklab.train import start_training
 
@@ -284,6 +285,11 @@ def reproduce(
         raise typer.Exit(1)
     print_summary(run_analysis(run.path, quiet))
     console.print(f"run directory: {run.path}", highlight=False, soft_wrap=True)
+    index = draw_figures(run, quiet)
+    console.print(f"figures: {len(index['figures'])} in {run.figures_dir}", highlight=False, soft_wrap=True)
+    if index["failed"]:
+        raise typer.Exit(1)
+    console.print(f"report: {run.write_report(run_report(run))}", highlight=False, soft_wrap=True)
 
 
 REPRODUCE_STOP_AFTER_GROK = 1000  # steps of held >= 0.99 test accuracy before `reproduce` stops training
@@ -316,6 +322,117 @@ def dashboard(
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(argv[0], argv)  # the server replaces this process: signals and the exit code are its own
+
+
+# -- figures and report -----------------------------------------------------------------------------
+def analysed_run(run_dir: Path, quiet: bool) -> Any:
+    """Open a run directory; when it has no analysis yet, run the analysis first and say so."""
+    from groklab.runs import Run
+
+    run = Run.open(run_dir)
+    if not run.has_analysis():
+        err_console.print(
+            f"{run_dir}: not analysed yet; running `groklab analyze` first", highlight=False, soft_wrap=True
+        )
+        run_analysis(run_dir, quiet)
+    return run
+
+
+def draw_figures(run: Any, quiet: bool) -> dict[str, Any]:
+    """Draw every registered figure into RUN_DIR/figures/ and write figures/index.json (what was
+    drawn with its caption, what was skipped and why). Returns the index."""
+    import time
+
+    from groklab import plots
+
+    t0 = time.perf_counter()
+    data = plots.RunData(run)
+    index: dict[str, Any] = {"analysed_step": data.summary.get("analysed_step")}
+    index.update(figures=[], skipped=[], failed=[])
+    show = not quiet and console.is_terminal
+    with console.status("drawing figures", spinner="dots") if show else _nullcontext() as spinner:
+        for r in plots.render_all(data):
+            spec = r.spec
+            if spinner is not None:
+                spinner.update(f"drawing {spec.filename}")
+            entry = {"name": spec.name, "group": spec.group, "title": spec.title}
+            if r.obj is None:
+                run.remove_figure(spec.filename)
+                bucket = "failed" if r.error else "skipped"
+                index[bucket].append({**entry, "reason": r.error or r.skip_reason})
+                continue
+            try:
+                run.write_figure(spec.filename, lambda tmp, r=r: plots.save(r.obj, tmp, r.spec.kind))
+            finally:
+                plots.close(r.obj)
+            index["figures"].append({**entry, "caption": spec.caption, "file": spec.filename, "kind": spec.kind})
+    index["elapsed_s"] = round(time.perf_counter() - t0, 2)
+    index["warnings"] = data.warnings
+    run.write_figure_index(index)
+    for w in data.warnings:
+        err_console.print(f"warning: {w}", highlight=False, soft_wrap=True)
+    for s in index["skipped"]:
+        console.print(f"  skipped {s['name']}: {s['reason']}", highlight=False, soft_wrap=True)
+    for f in index["failed"]:
+        err_console.print(f"failed {f['name']}: {f['reason']}", highlight=False, soft_wrap=True)
+    return index
+
+
+def figures_current(run: Any) -> bool:
+    """Whether figures/index.json exists and is newer than the analysis it was drawn from."""
+    index = run.figure_index()
+    if index is None or index.get("failed"):
+        return False
+    return run.figure_index_path.stat().st_mtime >= (run.analysis_dir / "summary.json").stat().st_mtime
+
+
+def write_report(run: Any, quiet: bool) -> Path:
+    """Draw the figures if they are missing or older than the analysis, then write report.html."""
+    from groklab.report import run_report
+
+    if not figures_current(run):
+        err_console.print(f"{run.path}: figures missing or older than the analysis; drawing them first",
+                          highlight=False, soft_wrap=True)  # fmt: skip
+        if draw_figures(run, quiet)["failed"]:
+            raise typer.Exit(1)
+    return run.write_report(run_report(run))
+
+
+@app.command()
+@user_errors
+def figures(run_dir: RunDirArg, quiet: QuietOpt = False) -> None:
+    """Draw every figure (PNG, and GIF animations) into RUN_DIR/figures/; analyses the run first if needed."""
+    run = analysed_run(run_dir, quiet)
+    index = draw_figures(run, quiet)
+    console.print(
+        f"wrote {len(index['figures'])} figures to {run.figures_dir} in {index['elapsed_s']:.1f} s "
+        f"({len(index['skipped'])} skipped, listed in figures/index.json)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if index["failed"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory, or a sweep directory (with sweep.yaml).")],
+    quiet: QuietOpt = False,
+) -> None:
+    """Write one self-contained HTML page: RUN_DIR/report.html, or the sweep page SWEEP_DIR/report.html."""
+    from groklab.runs import atomic_write, is_run_dir
+
+    if (run_dir / "sweep.yaml").is_file():
+        from groklab.sweeps.page import sweep_page
+
+        path = run_dir / "report.html"
+        atomic_write(path, sweep_page(run_dir))
+    elif run_dir.is_dir() and not is_run_dir(run_dir):
+        raise BadInput(f"{run_dir}: neither a run directory (no config.yaml) nor a sweep directory (no sweep.yaml)")
+    else:
+        path = write_report(analysed_run(run_dir, quiet), quiet)
+    console.print(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB)", highlight=False, soft_wrap=True)
 
 
 # -- sweep ------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 
 from groklab.plots.registry import SkipFigure, figure
 from groklab.plots.source import RunData
-from groklab.plots.style import TEST, log_axis, new_figure
+from groklab.plots.style import TEST, klist, log_axis, new_figure
 
 __all__ = ["cluster_ablation", "cumulative_ablation", "frequency_ablation", "head_ablation", "neuron_importance"]
 
@@ -26,7 +26,7 @@ def frequency_ablation(freq: Mapping[str, Any], baseline: Mapping[str, float], t
     keys = freq["key"]["frequencies"]
     labels = [
         "intact",
-        f"key k removed\n{keys}",
+        f"key k removed\n{klist(keys, 4)}",
         f"{freq['control']['n_frequencies']} random k removed\n({len(draws)} draws)",
     ]
     for ax, metric, ylabel in (
@@ -64,7 +64,15 @@ def cumulative_ablation(cum: Mapping[str, Any], baseline_acc: float, title: str)
             ax.set_ylabel("test loss (nats, log scale)")
             log_axis(ax, "y")
         band = "min to max" if metric == "acc" else "mean to mean + std"
-        ax.fill_between(r["n_ablated"], lo, hi, color=CONTROL, alpha=0.35, lw=0, label=f"random order ({band}, {r['n_draws']} draws)")
+        ax.fill_between(
+            r["n_ablated"],
+            lo,
+            hi,
+            color=CONTROL,
+            alpha=0.35,
+            lw=0,
+            label=f"random order ({band}, {r['n_draws']} draws)",
+        )
         ax.plot(r["n_ablated"], mean, color=CONTROL, lw=1.2, gid="random mean", label="random order (mean)")
         ax.plot(x, y, color=KEY, lw=1.8, gid="importance", label="most important first")
         ax.set_xlabel("neurons mean-ablated (count)")
@@ -152,8 +160,8 @@ def _freq(d: RunData) -> Figure:
     "ablation_cumulative",
     "ablations",
     "Cumulative neuron ablation",
-    "Ablating neurons in order of importance breaks the model after a few dozen, far sooner than "
-    "random orders (grey band).",
+    "Ablating neurons most important first (red) breaks the model far sooner than random orders "
+    "(grey band): the algorithm lives in a minority of neurons.",
 )
 def _cum(d: RunData) -> Figure:
     cum = d.ablation["neurons"]["cumulative"]
@@ -166,8 +174,8 @@ def _cum(d: RunData) -> Figure:
     "ablation_clusters",
     "ablations",
     "Cluster ablation",
-    "Each frequency cluster matters far more than a random group of as many neurons; ablating all "
-    "clusters leaves chance accuracy.",
+    "Each frequency cluster (red) matters far more than a random group of as many neurons (grey); "
+    "ablating every cluster at once should leave little accuracy.",
 )
 def _clusters(d: RunData) -> Figure:
     n = d.ablation["neurons"]
@@ -181,7 +189,7 @@ def _clusters(d: RunData) -> Figure:
     "ablation_heads",
     "ablations",
     "Head ablation",
-    "Heads whose mean-ablation drops accuracy carry the a and b information the MLP multiplies.",
+    "Bars far below the dashed line are heads the algorithm needs to bring a and b to the = position.",
 )
 def _heads(d: RunData) -> Figure:
     a = d.ablation

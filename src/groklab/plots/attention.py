@@ -79,8 +79,8 @@ def _mean(d: RunData) -> Figure:
     "attention_eq_pattern",
     "attention",
     "Attention of = as a function of (a, b)",
-    "Periodic stripes in a and b show the attention weights themselves are waves of the key "
-    "frequencies: attention helps compute the products of cos and sin terms.",
+    "Look for periodic stripes along a and b: how much = attends to a is itself a wave of a key "
+    "frequency of the two tokens.",
 )
 def _eq(d: RunData) -> Figure:
     pat = d.attention

@@ -193,7 +193,8 @@ def _progress(d: RunData) -> Figure:
     "dynamics_sample_loss",
     "dynamics",
     "Per-sample test loss",
-    "Each row is one test pair: most are learned together at grokking (a sharp vertical edge), not one by one.",
+    "Each row is one test pair: look for a sharp vertical edge where most pairs are learned "
+    "together at grokking, rather than one by one.",
 )
 def _sample_loss(d: RunData) -> Figure:
     steps, losses = d.test_losses

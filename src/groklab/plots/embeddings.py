@@ -111,7 +111,10 @@ def _circles(d: RunData) -> Figure:
         raise SkipFigure("no key frequencies were found for this run")
     W = d.final_model.W_E_tokens
     planes = {k: frequency_plane(W, k).numpy() for k in ks}
-    return embedding_circles(planes, d.p, f"Token embeddings in each key frequency's plane ({d.label})")
+    which = (
+        "each key frequency's" if len(ks) == len(d.keys) else f"the first {len(ks)} of {len(d.keys)} key frequencies'"
+    )
+    return embedding_circles(planes, d.p, f"Token embeddings in {which} plane ({d.label})")
 
 
 @figure(

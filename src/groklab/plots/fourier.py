@@ -89,10 +89,12 @@ def cos_coefficients_over_training(steps: Sequence[int], coeffs: np.ndarray, key
     coeffs = np.asarray(coeffs, dtype=float)
     x = np.asarray(steps, dtype=float)
     keep = x > 0
+    named = set(sorted(keys, key=lambda k: -abs(coeffs[-1, k - 1]))[:8])  # the legend names at most 8
     for j in range(coeffs.shape[1]):
         k = j + 1
         if k in set(keys):
-            ax.plot(x[keep], coeffs[keep, j], lw=1.8, label=f"k = {k}", gid=f"k={k}", zorder=3)
+            label = f"k = {k}" if k in named else None
+            ax.plot(x[keep], coeffs[keep, j], lw=1.8, label=label, gid=f"k={k}", zorder=3)
         else:
             ax.plot(x[keep], coeffs[keep, j], lw=0.7, color=OTHER, alpha=0.6, gid=f"k={k}")
     ax.plot([], [], color=OTHER, lw=0.7, label="other k")
@@ -142,8 +144,8 @@ def _unembed(d: RunData) -> Figure:
     "fourier_logit_norms",
     "fourier",
     "Logits in the 2-D Fourier basis",
-    "Bright cells sit on the (cos k, cos k), (sin k, sin k) and const rows/columns of the key "
-    "frequencies only: the logits are built from a few 2-D waves.",
+    "Bright cells form the 2 x 2 blocks of the key frequencies on the diagonal: the logits are "
+    "built from products of waves in a and b at those frequencies.",
 )
 def _logit_norms(d: RunData) -> Figure:
     if d.fourier.get("logit_norms") is None:

@@ -11,7 +11,7 @@ from groklab.analysis.fourier import excluded_logits, restricted_logits
 from groklab.analysis.progress import fourier_null_reason
 from groklab.plots.registry import SkipFigure, figure
 from groklab.plots.source import RunData
-from groklab.plots.style import colorbar, new_figure, symmetric_limits
+from groklab.plots.style import colorbar, klist, new_figure, symmetric_limits
 
 __all__ = ["correct_logit_surface", "logit_tables"]
 
@@ -71,7 +71,7 @@ def _tables(d: RunData) -> Figure:
     rows = slice(a * d.p, (a + 1) * d.p)  # inputs (a, b) for b = 0..p-1
     tables = {
         "full logits": logits.double()[rows].numpy(),
-        f"restricted to k in {d.keys}": restricted_logits(logits, d.p, d.keys, d.additive)[rows].numpy(),
+        f"restricted to k in {klist(d.keys)}": restricted_logits(logits, d.p, d.keys, d.additive)[rows].numpy(),
         "excluded (full minus P_K L)": excluded_logits(logits, d.p, d.keys, d.additive)[rows].numpy(),
     }
     return logit_tables(tables, a, f"Logit tables for a = {a} at step {d.summary.get('analysed_step')} ({d.label})")

@@ -8,6 +8,8 @@ functions at the checkpoint the analysis used (``summary.json["analysed_step"]``
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,19 @@ from groklab.plots.registry import SkipFigure
 from groklab.runs import Run, RunError
 from groklab.train import run_config
 
-__all__ = ["RunData"]
+__all__ = ["RunData", "one_thread"]
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """One intra-op thread for the block (many small forwards: on a busy 2-core machine two
+    threads made them several times slower), the previous count restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class RunData:
@@ -144,7 +158,7 @@ class RunData:
         tokens = self.dataset.tokens[self.test_rows].to(self.device)
         labels = self.dataset.labels[self.test_rows]
         rows = []
-        with torch.no_grad():
+        with torch.no_grad(), one_thread():
             for _, state in self.states:
                 model.load_state_dict(state)
                 rows.append(per_sample_losses(model.forward_last(tokens), labels).numpy())

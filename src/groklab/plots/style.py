@@ -21,6 +21,7 @@ __all__ = [
     "TRAIN",
     "TEST",
     "colorbar",
+    "klist",
     "log_axis",
     "mark_events",
     "new_figure",
@@ -70,6 +71,12 @@ def mark_events(ax: Axes, events: Mapping[str, Any] | None, label: bool = True) 
         step = events.get(key)
         if step is not None and step > 0:
             ax.axvline(step, color=color, ls="--", lw=1.2, zorder=3, label=f"{text} (step {step})" if label else None)
+
+
+def klist(ks: Sequence[int], n: int = 6) -> str:
+    """A list of frequencies for a label: all of them, or the first ``n`` and how many in all."""
+    ks = list(ks)
+    return str(ks) if len(ks) <= n else f"[{', '.join(map(str, ks[:n]))}, ...] ({len(ks)})"
 
 
 def note(ax: Axes, text: str) -> None:

@@ -95,7 +95,7 @@ def _embed(d: RunData) -> Figure:
     "weights_attention",
     "weights",
     "Attention weights",
-    "Weight decay leaves the attention matrices low-rank and mostly near zero outside a few directions.",
+    "Look for structure in a few rows and columns: weight decay shrinks the directions the circuit does not use.",
 )
 def _attn(d: RunData) -> Figure:
     mats = _pick(d, ["W_Q", "W_K", "W_V", "W_O"])

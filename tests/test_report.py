@@ -1,0 +1,164 @@
+"""`groklab figures` / `groklab report` end to end on the shared grokked run, the report page's
+self-containment and content, and the commands' bad input."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from groklab.plots import FIGURES, GROUPS, specs
+from groklab.report import ReportFigure, render_report
+
+GROKLAB = [sys.executable, "-m", "groklab"]
+MAGIC = {"png": b"\x89PNG\r\n\x1a\n", "gif": b"GIF8"}
+
+
+def run_cli(*args) -> subprocess.CompletedProcess:
+    """As the `cli` fixture, for the module-scoped fixture below (a function-scoped one can't be used there)."""
+    env = {**os.environ, "COLUMNS": "200", "OMP_NUM_THREADS": "1"}
+    return subprocess.run([*GROKLAB, *map(str, args)], capture_output=True, text=True, timeout=600, env=env)
+
+
+@pytest.fixture(scope="module")
+def reported_run(analysed_run, tmp_path_factory) -> tuple[Path, object]:
+    """A copy of the grokked run without its analysis, then `groklab report` on it: the command
+    must analyse, draw every figure and write the page (one subprocess for the whole chain)."""
+    path = tmp_path_factory.mktemp("report") / "run"
+    shutil.copytree(analysed_run, path)
+    shutil.rmtree(path / "analysis")
+    res = run_cli("report", path)
+    assert res.returncode == 0, res.stderr
+    return path, res
+
+
+def test_report_runs_analysis_and_figures_first_and_says_so(reported_run):
+    path, res = reported_run
+    assert "not analysed yet; running `groklab analyze` first" in res.stderr
+    assert "drawing them first" in res.stderr
+    assert f"report: {path / 'report.html'}" in res.stdout
+    assert (path / "analysis" / "summary.json").is_file()
+
+
+def test_every_figure_file_is_written(reported_run):
+    path, _ = reported_run
+    index = json.loads((path / "figures" / "index.json").read_text())
+    assert index["failed"] == [] and index["skipped"] == []  # a transformer on add has data for every figure
+    drawn = {f["name"]: f for f in index["figures"]}
+    assert set(drawn) == set(FIGURES)
+    for spec in specs():
+        f = path / "figures" / spec.filename
+        data = f.read_bytes()
+        assert len(data) > 1000 and data.startswith(MAGIC[spec.kind]), spec.filename
+        assert drawn[spec.name]["caption"] == spec.caption and drawn[spec.name]["group"] == spec.group
+    kinds = [f["kind"] for f in index["figures"]]
+    assert kinds.count("png") >= 25 and kinds.count("gif") >= 2
+    assert not [p.name for p in (path / "figures").iterdir() if p.name.startswith(".")]  # no temporary left
+
+
+def test_report_is_self_contained(reported_run):
+    path, _ = reported_run
+    page = (path / "report.html").read_text()
+    assert not re.search(r"""(src|href)\s*=\s*['"]?\s*(https?:)?//""", page, re.I)
+    assert "http://" not in page and "https://" not in page
+    assert "<script" not in page.lower() and "<link" not in page.lower() and "@import" not in page
+    srcs = re.findall(r"""src=['"]([^'"]+)['"]""", page)
+    assert srcs and all(s.startswith(("data:image/png;base64,", "data:image/gif;base64,")) for s in srcs)
+    embedded = [base64.b64decode(s.split(",", 1)[1]) for s in srcs]
+    index = json.loads((path / "figures" / "index.json").read_text())
+    assert len(embedded) == len(index["figures"])
+    for f, data in zip(index["figures"], embedded, strict=True):
+        assert data == (path / "figures" / f["file"]).read_bytes(), f["name"]
+        assert f["caption"].replace("'", "&#x27;") in page
+    assert (path / "report.html").stat().st_size < 15e6
+
+
+def test_report_has_key_numbers_config_and_criteria(reported_run):
+    path, _ = reported_run
+    page = (path / "report.html").read_text()
+    summary = json.loads((path / "analysis" / "summary.json").read_text())
+    ev = summary["events"]
+    text = html.unescape(re.sub(r"<[^>]+>", " ", page))
+    assert re.search(rf"grokking step \(test acc >= 0.95, held\)\s*{ev['grokking_step']}\s", text)
+    assert re.search(rf"memorization step \(train acc >= 0.99\)\s*{ev['memorization_step']}\s", text)
+    assert re.search(rf"delay \(steps\)\s*{ev['delay']}\s", text)
+    assert str(summary["key_frequencies"]) in text
+    drop = summary["ablation"]["key_frequency_acc_drop"]
+    assert f"{drop:.3g}" in text
+    for c in summary["criteria"]:
+        row = re.search(rf"<tr><td>{c['name']}</td>.*?</tr>", page)
+        assert row, c["name"]
+        assert ("pass" if c["passed"] else "fail") in row.group(0)
+    assert "train_frac" in text and "weight_decay" in text  # the resolved config
+    for label in GROUPS.values():
+        assert label in text
+
+
+def test_report_again_reuses_current_figures(reported_run, cli):
+    path, _ = reported_run
+    before = (path / "figures" / "index.json").stat().st_mtime
+    res = cli("report", path)
+    assert res.returncode == 0, res.stderr
+    assert "drawing" not in res.stderr and (path / "figures" / "index.json").stat().st_mtime == before
+
+
+def test_sweep_directory_gets_the_sweep_page(reported_run, tmp_path, cli):
+    run, _ = reported_run
+    sweep = tmp_path / "sweep"
+    (sweep / "runs").mkdir(parents=True)
+    shutil.copytree(run, sweep / "runs" / "seed0")
+    (sweep / "sweep.yaml").write_text(
+        "spec: {name: tiny, base: debug, grid: {seed: [0, 1]}}\n"
+        "points:\n- {run_id: seed0, values: {seed: 0}, error: null}\n- {run_id: seed1, values: {seed: 1}, error: null}\n"
+    )
+    res = cli("report", sweep)
+    assert res.returncode == 0, res.stderr
+    page = (sweep / "report.html").read_text()
+    assert "sweep tiny" in page and "seed0" in page and "seed1" in page
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path, cli):
+    res = cli("figures", tmp_path / "missing")
+    assert res.returncode == 2 and "no such directory" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
+    res = cli("report", tmp_path)  # a directory that is neither a run nor a sweep
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
+    assert "neither a run directory (no config.yaml) nor a sweep directory (no sweep.yaml)" in res.stderr
+
+
+def test_figures_on_a_run_without_checkpoints_says_why(analysed_run, tmp_path, cli):
+    run = tmp_path / "bare"
+    run.mkdir()
+    shutil.copy(analysed_run / "config.yaml", run / "config.yaml")
+    res = cli("figures", run)
+    assert res.returncode == 2 and "no checkpoint to analyse" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_render_report_shows_nulls_with_their_reasons():
+    summary = {
+        "run": "r",
+        "config": {"name": "x", "op": "mul", "p": 7},
+        "events": {"memorization_step": 40, "grokking_step": None, "delay": None, "reasons": {
+            "grokking_step": "test accuracy never reached 0.95 (best 0.31 at step 300)", "delay": "no grokking step"}},
+        "key_frequencies": [],
+        "ablation": {"key_frequency_acc_drop": None, "reason": "no key frequencies were found"},
+        "criteria": [{"name": "generalization", "value": 0.31, "threshold": 0.95, "comparison": ">=",
+                      "passed": False, "detail": "never reached"}],
+    }  # fmt: skip
+    fig = ReportFigure("f", "dynamics", "A <title>", "look & see", "png", MAGIC["png"] + b"x")
+    page = render_report(summary, "name: x\n", [fig], [{"name": "g", "title": "G", "reason": "MLP has no attention"}])
+    assert "n/a: test accuracy never reached 0.95 (best 0.31 at step 300)" in page
+    assert "n/a: no key frequencies were found" in page
+    assert "<span class='fail'>0 of 1 passed</span>" in page
+    assert "A &lt;title&gt;" in page and "look &amp; see" in page  # escaped
+    assert "MLP has no attention" in page
+    assert base64.b64encode(MAGIC["png"] + b"x").decode() in page
