@@ -71,7 +71,7 @@ def _or_reason(v: Any, reason: str | None, digits: int = 4) -> str:
 
 
 def _rows(rows: Sequence[tuple[str, str]]) -> str:
-    body = "".join(f"<tr><th>{_e(k)}</th><td class='num'>{v}</td></tr>" for k, v in rows)
+    body = "".join(f"<tr><th>{_e(k)}</th><td>{v}</td></tr>" for k, v in rows)
     return f"<table>{body}</table>"
 
 
@@ -80,6 +80,8 @@ def _key_numbers(summary: Mapping[str, Any], ablation: Mapping[str, Any] | None)
     why = ev.get("reasons") or {}
     final = summary.get("final") or {}
     ab = summary.get("ablation") or {}
+    control = (((ablation or {}).get("frequency") or {}).get("control")) or {}
+    control_why = ab.get("reason") or control.get("note") or ("no control draws" if control else None)
     by_neurons = summary.get("key_frequencies_by_neurons") or []
     agree = summary.get("key_frequency_agreement") or {}
     rows = [
@@ -107,7 +109,7 @@ def _key_numbers(summary: Mapping[str, Any], ablation: Mapping[str, Any] | None)
         ),
         (
             "accuracy drop, random frequencies removed (points, mean)",
-            _or_reason(ab.get("control_acc_drop_mean"), ab.get("reason"), 3),
+            _or_reason(ab.get("control_acc_drop_mean"), control_why, 3),
         ),
     ]
     cum = ((ablation or {}).get("neurons") or {}).get("cumulative") or {}

@@ -33,7 +33,7 @@ def spectrum_bars(
     if threshold is not None and len(norms):
         ax.axhline(threshold * max(norms), color="k", ls=":", lw=1, label=f"{threshold:g} of the largest")
         ax.legend(fontsize=8)
-    for k in keys:
+    for k in keys if len(keys) <= 12 else []:  # numbers over many bars would only clutter
         if 1 <= k <= len(norms):
             ax.annotate(str(k), (k, norms[k - 1]), ha="center", va="bottom", fontsize=8, color=KEY)
     ax.set_xlabel(FREQ_LABEL + "; key frequencies in red")
