@@ -35,7 +35,8 @@ def frequency_ablation(freq: Mapping[str, Any], baseline: Mapping[str, float], t
     ):
         ctrl = [float(d[metric]) for d in draws]
         heights = [baseline[metric], freq["key"][metric], float(np.mean(ctrl)) if ctrl else np.nan]
-        ax.bar(labels, heights, color=[BASE, KEY, CONTROL])
+        bars = ax.bar(labels, heights, color=[BASE, KEY, CONTROL])
+        ax.bar_label(bars, fmt="%.3g", fontsize=8)
         if ctrl:
             ax.scatter(np.full(len(ctrl), 2.0) + np.linspace(-0.2, 0.2, len(ctrl)), ctrl, color="k", s=10, zorder=3)
         ax.set_ylabel(ylabel)
@@ -117,7 +118,8 @@ def head_ablation(heads: Sequence[Mapping[str, Any]], baseline_acc: float, title
     ax = axes[0, 0]
     multi = len({h["layer"] for h in heads}) > 1
     names = [f"L{h['layer']}H{h['head']}" if multi else f"head {h['head']}" for h in heads]
-    ax.bar(names, [h["test_acc"] for h in heads], color=TEST)
+    bars = ax.bar(names, [h["test_acc"] for h in heads], color=TEST)
+    ax.bar_label(bars, fmt="%.3f", fontsize=8)
     ax.axhline(baseline_acc, color=BASE, ls="--", lw=1, label=f"intact ({baseline_acc:.3f})")
     ax.set_xlabel("mean-ablated attention head")
     ax.set_ylabel("test accuracy (fraction)")
