@@ -6,19 +6,29 @@ Exit codes: 0 success, 2 bad input (one line on stderr, no traceback), 1 interna
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import datetime, timezone
-from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from groklab.config import Config, ConfigError, load_config
-from groklab.runs import RunError, list_runs
+from groklab.cli_steps import (
+    BadInput,
+    analysed_run,
+    console,
+    draw_figures,
+    err_console,
+    fmt,
+    print_result,
+    print_summary,
+    run_analysis,
+    train_new_run,
+    training_progress,
+    user_errors,
+    write_report,
+)
+from groklab.config import load_config
+from groklab.runs import list_runs
 
 app = typer.Typer(
     name="groklab",
@@ -27,84 +37,11 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
-
-F = TypeVar("F", bound=Callable[..., Any])
-
 ConfigOpt = Annotated[str, typer.Option("--config", "-c", help="Packaged preset name or YAML path.")]
 SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="Dotted override key=value (repeatable).")]
 OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Run directory to create.")]
 RunsDirOpt = Annotated[Path, typer.Option("--runs-dir", help="Where runs go when --out is not given.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")]
-
-
-class BadInput(Exception):
-    """Raised by commands for user errors not covered by ConfigError / RunError."""
-
-
-def fail(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
-
-
-def user_errors(fn: F) -> F:
-    """Turn the known bad-input exceptions into a one-line message and exit code 2."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except (ConfigError, RunError, BadInput) as e:
-            fail(str(e))
-
-    return wrapper  # type: ignore[return-value]
-
-
-def default_run_dir(runs_dir: Path, cfg: Config) -> Path:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    base = runs_dir / f"{stamp}__{cfg.name}__seed{cfg.seed}"
-    path, n = base, 1
-    while path.exists():
-        n += 1
-        path = base.with_name(f"{base.name}-{n}")
-    return path
-
-
-# -- progress ---------------------------------------------------------------------------------------
-@contextmanager
-def training_progress(total: int, start: int, quiet: bool) -> Iterator[Callable[[Any], None]]:
-    """A Rich progress bar on a terminal (step, losses, accuracies); silent in pipes or with --quiet."""
-    if quiet or not console.is_terminal:
-        yield lambda result: None
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    with Progress(
-        TextColumn("train"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[stats]}"),
-        console=console,
-    ) as progress:
-        task = progress.add_task("train", total=total, completed=start, stats="")
-
-        def update(r: Any) -> None:
-            stats = f"loss {r.train_loss:.3g}/{r.test_loss:.3g}  acc {r.train_acc:.3f}/{r.test_acc:.3f}"
-            progress.update(task, completed=r.step, stats=stats)
-
-        yield update
-
-
-def print_result(run_path: Path, result: Any) -> None:
-    last = result.last_eval
-    line = f"{result.state} at step {result.step}: {run_path}"
-    if last is not None:
-        line += f"  (train acc {last.train_acc:.4f}, test acc {last.test_acc:.4f})"
-    console.print(line, highlight=False, soft_wrap=True)
-    if result.error:
-        err_console.print(f"reason: {result.error}", highlight=False, soft_wrap=True)
 
 
 # -- train ------------------------------------------------------------------------------------------
@@ -119,8 +56,7 @@ def train(
     quiet: QuietOpt = False,
 ) -> None:
     """Train a model into a new run directory, or --resume one."""
-    from groklab.runs import check_new_run_path
-    from groklab.train import resume_training, run_config, start_training
+    from groklab.train import resume_training, run_config
 
     if resume is not None:
         if set_ or out is not None:
@@ -134,15 +70,11 @@ def train(
                 on_eval=update,
                 on_warning=lambda w: err_console.print(f"warning: {w}", highlight=False),
             )
+        print_result(run.path, result)
+        if result.state != "completed":
+            raise typer.Exit(1)
     else:
-        cfg = load_config(config, set_)
-        path = out if out is not None else default_run_dir(runs_dir, cfg)
-        check_new_run_path(path)
-        with training_progress(cfg.train.steps, 0, quiet) as update:
-            run, result = start_training(cfg, path, on_eval=update)
-    print_result(run.path, result)
-    if result.state != "completed":
-        raise typer.Exit(1)
+        train_new_run(load_config(config, set_), out, runs_dir, quiet)
 
 
 # -- bench ------------------------------------------------------------------------------------------
@@ -194,59 +126,12 @@ def list_cmd(runs_dir: RunsDirOpt = Path("runs")) -> None:
     for c in cols:
         table.add_column(c, overflow="fold", no_wrap=c != "name")
     for row in rows:
-        table.add_row(*(_fmt(row.get(c)) for c in cols))
+        table.add_row(*(fmt(row.get(c)) for c in cols))
     console.print(table)
-
-
-def _fmt(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.4f}"
-    return str(v)
 
 
 # -- analyze and reproduce -------------------------------------------------------------------------
 RunDirArg = Annotated[Path, typer.Argument(help="A run directory.")]
-
-
-def run_analysis(run_dir: Path, quiet: bool) -> dict[str, Any]:
-    """Analyse a run and write RUN_DIR/analysis/*; returns the summary."""
-    from groklab.analysis.pipeline import analyze_run
-    from groklab.runs import Run
-    from groklab.train import resolve_device
-
-    run = Run.open(run_dir)
-    show = not quiet and console.is_terminal
-    with console.status("analysing checkpoints", spinner="dots") if show else _nullcontext() as spinner:
-
-        def tick(i: int, n: int) -> None:
-            if spinner is not None:
-                spinner.update(f"analysing checkpoint {i}/{n}")
-
-        result = analyze_run(run, device=str(resolve_device("auto")), on_checkpoint=tick)
-    run.write_analysis(result.summary, result.progress, result.fourier, result.neurons, result.ablation)
-    for w in result.warnings:
-        err_console.print(f"warning: {w}", highlight=False, soft_wrap=True)
-    return result.summary
-
-
-@contextmanager
-def _nullcontext() -> Iterator[None]:
-    yield None
-
-
-def print_summary(summary: dict[str, Any]) -> None:
-    ev = summary["events"]
-    console.print(
-        f"key frequencies {summary['key_frequencies']} (from {summary['key_frequency_source']}); "
-        f"memorization step {ev['memorization_step']}, grokking step {ev['grokking_step']}, delay {ev['delay']}",
-        highlight=False,
-        soft_wrap=True,
-    )
-    for c in summary["criteria"]:
-        mark = "[green]pass[/]" if c["passed"] else "[red]fail[/]"
-        console.print(f"  {mark} {c['name']}: {c['value']} ({c['comparison']} {c['threshold']})", soft_wrap=True)
 
 
 @app.command()
@@ -269,20 +154,11 @@ def reproduce(
 ) -> None:
     """Train (stopping shortly after grokking), analyse, draw figures and write the report."""
     from groklab.report import run_report
-    from groklab.runs import check_new_run_path
-    from groklab.train import start_training
 
     overrides = list(set_ or [])
     if not any(o.split("=", 1)[0].strip() == "train.stop_after_grok" for o in overrides):
         overrides.append(f"train.stop_after_grok={REPRODUCE_STOP_AFTER_GROK}")
-    cfg = load_config(config, overrides)
-    path = out if out is not None else default_run_dir(runs_dir, cfg)
-    check_new_run_path(path)
-    with training_progress(cfg.train.steps, 0, quiet) as update:
-        run, result = start_training(cfg, path, on_eval=update)
-    print_result(run.path, result)
-    if result.state != "completed":
-        raise typer.Exit(1)
+    run = train_new_run(load_config(config, overrides), out, runs_dir, quiet)
     print_summary(run_analysis(run.path, quiet))
     console.print(f"run directory: {run.path}", highlight=False, soft_wrap=True)
     index = draw_figures(run, quiet)
@@ -325,79 +201,6 @@ def dashboard(
 
 
 # -- figures and report -----------------------------------------------------------------------------
-def analysed_run(run_dir: Path, quiet: bool) -> Any:
-    """Open a run directory; when it has no analysis yet, run the analysis first and say so."""
-    from groklab.runs import Run
-
-    run = Run.open(run_dir)
-    if not run.has_analysis():
-        err_console.print(
-            f"{run_dir}: not analysed yet; running `groklab analyze` first", highlight=False, soft_wrap=True
-        )
-        run_analysis(run_dir, quiet)
-    return run
-
-
-def draw_figures(run: Any, quiet: bool) -> dict[str, Any]:
-    """Draw every registered figure into RUN_DIR/figures/ and write figures/index.json (what was
-    drawn with its caption, what was skipped and why). Returns the index."""
-    import time
-
-    from groklab import plots
-
-    t0 = time.perf_counter()
-    data = plots.RunData(run)
-    index: dict[str, Any] = {"analysed_step": data.summary.get("analysed_step")}
-    index.update(figures=[], skipped=[], failed=[])
-    show = not quiet and console.is_terminal
-    with console.status("drawing figures", spinner="dots") if show else _nullcontext() as spinner:
-        for r in plots.render_all(data):
-            spec = r.spec
-            if spinner is not None:
-                spinner.update(f"drawing {spec.filename}")
-            entry = {"name": spec.name, "group": spec.group, "title": spec.title}
-            if r.obj is None:
-                run.remove_figure(spec.filename)
-                bucket = "failed" if r.error else "skipped"
-                index[bucket].append({**entry, "reason": r.error or r.skip_reason})
-                continue
-            try:
-                run.write_figure(spec.filename, lambda tmp, r=r: plots.save(r.obj, tmp, r.spec.kind))
-            finally:
-                plots.close(r.obj)
-            index["figures"].append({**entry, "caption": spec.caption, "file": spec.filename, "kind": spec.kind})
-    index["elapsed_s"] = round(time.perf_counter() - t0, 2)
-    index["warnings"] = data.warnings
-    run.write_figure_index(index)
-    for w in data.warnings:
-        err_console.print(f"warning: {w}", highlight=False, soft_wrap=True)
-    for s in index["skipped"]:
-        console.print(f"  skipped {s['name']}: {s['reason']}", highlight=False, soft_wrap=True)
-    for f in index["failed"]:
-        err_console.print(f"failed {f['name']}: {f['reason']}", highlight=False, soft_wrap=True)
-    return index
-
-
-def figures_current(run: Any) -> bool:
-    """Whether figures/index.json exists and is newer than the analysis it was drawn from."""
-    index = run.figure_index()
-    if index is None or index.get("failed"):
-        return False
-    return run.figure_index_path.stat().st_mtime >= (run.analysis_dir / "summary.json").stat().st_mtime
-
-
-def write_report(run: Any, quiet: bool) -> Path:
-    """Draw the figures if they are missing or older than the analysis, then write report.html."""
-    from groklab.report import run_report
-
-    if not figures_current(run):
-        err_console.print(f"{run.path}: figures missing or older than the analysis; drawing them first",
-                          highlight=False, soft_wrap=True)  # fmt: skip
-        if draw_figures(run, quiet)["failed"]:
-            raise typer.Exit(1)
-    return run.write_report(run_report(run))
-
-
 @app.command()
 @user_errors
 def figures(run_dir: RunDirArg, quiet: QuietOpt = False) -> None:

@@ -1,0 +1,222 @@
+"""What several ``groklab`` commands share: bad-input handling, progress display, and the steps
+train -> analyse -> draw -> report with their console output. Part of the command line: like
+``cli.py`` it decides where files go and prints; library code does neither.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from groklab.config import Config, ConfigError
+from groklab.runs import Run, RunError
+
+console = Console()
+err_console = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class BadInput(Exception):
+    """Raised by commands for user errors not covered by ConfigError / RunError."""
+
+
+def fail(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def user_errors(fn: F) -> F:
+    """Turn the known bad-input exceptions into a one-line message and exit code 2."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (ConfigError, RunError, BadInput) as e:
+            fail(str(e))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def default_run_dir(runs_dir: Path, cfg: Config) -> Path:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    base = runs_dir / f"{stamp}__{cfg.name}__seed{cfg.seed}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+@contextmanager
+def training_progress(total: int, start: int, quiet: bool) -> Iterator[Callable[[Any], None]]:
+    """A Rich progress bar on a terminal (step, losses, accuracies); silent in pipes or with --quiet."""
+    if quiet or not console.is_terminal:
+        yield lambda result: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("train"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[stats]}"),
+        console=console,
+    ) as progress:
+        task = progress.add_task("train", total=total, completed=start, stats="")
+
+        def update(r: Any) -> None:
+            stats = f"loss {r.train_loss:.3g}/{r.test_loss:.3g}  acc {r.train_acc:.3f}/{r.test_acc:.3f}"
+            progress.update(task, completed=r.step, stats=stats)
+
+        yield update
+
+
+def print_result(run_path: Path, result: Any) -> None:
+    last = result.last_eval
+    line = f"{result.state} at step {result.step}: {run_path}"
+    if last is not None:
+        line += f"  (train acc {last.train_acc:.4f}, test acc {last.test_acc:.4f})"
+    console.print(line, highlight=False, soft_wrap=True)
+    if result.error:
+        err_console.print(f"reason: {result.error}", highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def spinner(text: str, quiet: bool) -> Iterator[Callable[[str], None]]:
+    """A Rich status line on a terminal; yields a function that updates its text (a no-op in pipes)."""
+    if quiet or not console.is_terminal:
+        yield lambda text: None
+        return
+    with console.status(text, spinner="dots") as status:
+        yield lambda text: status.update(text)
+
+
+def train_new_run(cfg: Config, out: Path | None, runs_dir: Path, quiet: bool) -> Run:
+    """Create the run directory (``out`` or a default under ``runs_dir``) and train ``cfg`` into it;
+    exit 1 when training does not complete."""
+    from groklab.runs import check_new_run_path
+    from groklab.train import start_training
+
+    path = out if out is not None else default_run_dir(runs_dir, cfg)
+    check_new_run_path(path)
+    with training_progress(cfg.train.steps, 0, quiet) as update:
+        run, result = start_training(cfg, path, on_eval=update)
+    print_result(run.path, result)
+    if result.state != "completed":
+        raise typer.Exit(1)
+    return run
+
+
+def fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4f}"
+    return str(v)
+
+
+def run_analysis(run_dir: Path, quiet: bool) -> dict[str, Any]:
+    """Analyse a run and write RUN_DIR/analysis/*; returns the summary."""
+    from groklab.analysis.pipeline import analyze_run
+    from groklab.train import resolve_device
+
+    run = Run.open(run_dir)
+    with spinner("analysing checkpoints", quiet) as say:
+        result = analyze_run(
+            run, device=str(resolve_device("auto")), on_checkpoint=lambda i, n: say(f"analysing checkpoint {i}/{n}")
+        )
+    run.write_analysis(result.summary, result.progress, result.fourier, result.neurons, result.ablation)
+    for w in result.warnings:
+        err_console.print(f"warning: {w}", highlight=False, soft_wrap=True)
+    return result.summary
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    ev = summary["events"]
+    console.print(
+        f"key frequencies {summary['key_frequencies']} (from {summary['key_frequency_source']}); "
+        f"memorization step {ev['memorization_step']}, grokking step {ev['grokking_step']}, delay {ev['delay']}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for c in summary["criteria"]:
+        mark = "[green]pass[/]" if c["passed"] else "[red]fail[/]"
+        console.print(f"  {mark} {c['name']}: {c['value']} ({c['comparison']} {c['threshold']})", soft_wrap=True)
+
+
+def analysed_run(run_dir: Path, quiet: bool) -> Any:
+    """Open a run directory; when it has no analysis yet, run the analysis first and say so."""
+    run = Run.open(run_dir)
+    if not run.has_analysis():
+        err_console.print(
+            f"{run_dir}: not analysed yet; running `groklab analyze` first", highlight=False, soft_wrap=True
+        )
+        run_analysis(run_dir, quiet)
+    return run
+
+
+def draw_figures(run: Any, quiet: bool) -> dict[str, Any]:
+    """Draw every registered figure into RUN_DIR/figures/ and write figures/index.json (what was
+    drawn with its caption, what was skipped and why). Returns the index."""
+    from groklab import plots
+
+    t0 = time.perf_counter()
+    data = plots.RunData(run)
+    index: dict[str, Any] = {"analysed_step": data.summary.get("analysed_step")}
+    index.update(figures=[], skipped=[], failed=[])
+    with spinner("drawing figures", quiet) as say:
+        for r in plots.render_all(data):
+            spec = r.spec
+            say(f"drawing {spec.filename}")
+            entry = {"name": spec.name, "group": spec.group, "title": spec.title}
+            if r.obj is None:
+                run.remove_figure(spec.filename)
+                bucket = "failed" if r.error else "skipped"
+                index[bucket].append({**entry, "reason": r.error or r.skip_reason})
+                continue
+            try:
+                run.write_figure(spec.filename, lambda tmp, r=r: plots.save(r.obj, tmp, r.spec.kind))
+            finally:
+                plots.close(r.obj)
+            index["figures"].append({**entry, "caption": spec.caption, "file": spec.filename, "kind": spec.kind})
+    index["elapsed_s"] = round(time.perf_counter() - t0, 2)
+    index["warnings"] = data.warnings
+    run.write_figure_index(index)
+    for w in data.warnings:
+        err_console.print(f"warning: {w}", highlight=False, soft_wrap=True)
+    for s in index["skipped"]:
+        console.print(f"  skipped {s['name']}: {s['reason']}", highlight=False, soft_wrap=True)
+    for f in index["failed"]:
+        err_console.print(f"failed {f['name']}: {f['reason']}", highlight=False, soft_wrap=True)
+    return index
+
+
+def figures_current(run: Any) -> bool:
+    """Whether figures/index.json exists and is newer than the analysis it was drawn from."""
+    index = run.figure_index()
+    if index is None or index.get("failed"):
+        return False
+    return run.figure_index_path.stat().st_mtime >= (run.analysis_dir / "summary.json").stat().st_mtime
+
+
+def write_report(run: Any, quiet: bool) -> Path:
+    """Draw the figures if they are missing or older than the analysis, then write report.html."""
+    from groklab.report import run_report
+
+    if not figures_current(run):
+        err_console.print(f"{run.path}: figures missing or older than the analysis; drawing them first",
+                          highlight=False, soft_wrap=True)  # fmt: skip
+        if draw_figures(run, quiet)["failed"]:
+            raise typer.Exit(1)
+    return run.write_report(run_report(run))
