@@ -22,8 +22,7 @@ W_L, otherwise of the residual stream through W_out followed by the final LayerN
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -36,6 +35,7 @@ from groklab.analysis.neurons import Model, eq_activations
 from groklab.analysis.progress import accuracy, cross_entropy
 from groklab.data import Dataset
 from groklab.models import MLPModel, Transformer, eval_mode
+from groklab.models.hooks import one_thread
 
 __all__ = [
     "AblationReport",
@@ -89,20 +89,6 @@ def _score_inplace(z: Tensor, labels: Tensor, loss: bool = True) -> tuple[float,
     gap = (top - z.gather(-1, labels.unsqueeze(-1))).squeeze(-1).to(DTYPE)
     rest = z.sub_(top).exp_().scatter_(-1, arg, 0.0).sum(-1).to(DTYPE)
     return acc, float((gap + torch.log1p(rest)).mean())
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run the block with one intra-op thread, restoring the previous count after.
-
-    The neuron ablations are thousands of small ops on [n_test, p] tables; on a busy 2-core
-    machine, two OpenMP threads made them about 7x slower than one (measured on p = 113)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @dataclass
@@ -230,7 +216,7 @@ def neuron_ablation(
     if n_draws < 1:
         raise ValueError(f"n_draws must be >= 1, got {n_draws}")
     gen = np.random.default_rng(seed)
-    with _one_thread():
+    with one_thread():
         r = _readout(model, ds, _test_rows(ds, test_pairs))
         d = r.W.shape[0]
         base_acc, base_loss = r.score(r.state)

@@ -11,8 +11,6 @@ raises RunError (not cached).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from groklab.analysis.views import frequency_plane
 from groklab.dashboard.data import Signature, file_sig
 from groklab.data import make_dataset
 from groklab.models import build_model
+from groklab.models.hooks import one_thread
 from groklab.runs import Run, RunError
 from groklab.train import load_checkpoint, run_config
 
@@ -45,21 +44,9 @@ class CheckpointView:
     neurons: dict[str, Any]  # NeuronAnalysis.to_dict() without the [d_mlp x n_freq] FVE table
 
 
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Small tensor work runs fastest on one thread, and far faster when the cores are busy (on a
-    loaded 2-core machine, 2 threads took 10x longer for p = 17 and 1.6x for p = 113)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 @st.cache_data(show_spinner="Analysing the checkpoint…", max_entries=128)
 def _checkpoint_view(run_path: str, step: int, ckpt_path: str, sig: Signature) -> CheckpointView:
-    with _one_thread():
+    with one_thread():
         return _analyse_checkpoint(run_path, step, ckpt_path)
 
 
@@ -98,5 +85,5 @@ def checkpoint_view(run: Run, step: int) -> CheckpointView:
 def circles(view: CheckpointView, ks: list[int]) -> dict[int, list[list[float]]]:
     """{k: [p][2] token coordinates in the plane of frequency k} for the ``ks`` that exist for this p."""
     W = torch.tensor(view.W_E_tokens, dtype=torch.float64)
-    with _one_thread():
+    with one_thread():
         return {k: frequency_plane(W, k).tolist() for k in ks if k in view.frequencies}

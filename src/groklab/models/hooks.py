@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-__all__ = ["HookFn", "HookPoint", "HookedModule", "eval_mode"]
+__all__ = ["HookFn", "HookPoint", "HookedModule", "eval_mode", "one_thread"]
 
 HookFn = Callable[[Tensor, "HookPoint"], Tensor | None]  # return a tensor to replace the activation
 
@@ -91,3 +91,17 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
             yield model
     finally:
         model.train(was_training)
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """One intra-op thread for the block, the previous count restored after.
+
+    For many small tensor ops (ablations, per-checkpoint views of small models): on a busy 2-core
+    machine two OpenMP threads made them several times slower than one."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -8,8 +8,6 @@ functions at the checkpoint the analysis used (``summary.json["analysed_step"]``
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -24,23 +22,12 @@ from groklab.analysis.views import attention_patterns, per_sample_losses
 from groklab.config import Config
 from groklab.data import OPERATIONS, Dataset, make_dataset
 from groklab.models import Transformer, build_model
+from groklab.models.hooks import one_thread
 from groklab.plots.registry import SkipFigure
 from groklab.runs import Run, RunError
 from groklab.train import run_config
 
 __all__ = ["RunData", "one_thread"]
-
-
-@contextmanager
-def one_thread() -> Iterator[None]:
-    """One intra-op thread for the block (many small forwards: on a busy 2-core machine two
-    threads made them several times slower), the previous count restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class RunData:
