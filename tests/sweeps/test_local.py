@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -12,7 +14,10 @@ import yaml
 from sweep_helpers import GROKLAB, TINY, all_metrics, groklab, read_summary
 
 from groklab.runs import Run, read_jsonl
+from groklab.sweeps import expand, parse_spec
+from groklab.sweeps.executors import LocalExecutor, threads_per_point
 from groklab.sweeps.page import sweep_page
+from groklab.sweeps.runner import run_sweep
 
 VALID = {0.5, 0.8, 0.9}
 
@@ -112,3 +117,37 @@ def test_ctrl_c_then_kill_then_rerun_completes_as_if_never_stopped(tmp_path, loc
     # resumed runs are bit-identical to runs that were never stopped
     assert all_metrics(out) == all_metrics(reference)
     assert [r["state"] for r in read_summary(out)] == [r["state"] for r in read_summary(reference)]
+
+
+def test_a_worker_killed_mid_point_is_replaced_and_the_point_resumed(tmp_path, local_sweep):
+    reference, _ = local_sweep
+    data = yaml.safe_load(TINY.read_text())
+    data["grid"] = {"task.train_frac": [0.8], "seed": [0, 1]}  # two of the tiny points: same run ids
+    spec = parse_spec(data)
+    out = tmp_path / "sweep"
+    killed: list[int] = []
+
+    def kill_a_training_worker() -> None:
+        """SIGKILL the process holding a run's lock (its pid is in .lock) once it has trained a bit."""
+        deadline = time.monotonic() + 120
+        while not killed and time.monotonic() < deadline:
+            for run in (out / "runs").glob("*"):
+                if len(read_jsonl(run / "metrics.jsonl")) >= 3 and Run(run).is_locked():
+                    try:
+                        pid = int((run / ".lock").read_text())
+                    except ValueError:  # being written
+                        continue
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+                    return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=kill_a_training_worker, daemon=True)
+    thread.start()
+    # the same threads per point as the reference sweep (`--workers 2`), so the bits can match
+    outcome = run_sweep(spec, expand(spec), out, LocalExecutor(2), threads=threads_per_point(2), max_retries=1)
+    thread.join()
+    assert killed, "no worker was killed"
+    assert outcome.counts == {"completed": 2}
+    ours, theirs = all_metrics(out), all_metrics(reference)
+    assert ours == {k: theirs[k] for k in ours}  # resumed from the last checkpoint, bit for bit

@@ -65,12 +65,14 @@ class LocalExecutor:
         self._pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(
+        pool = ProcessPoolExecutor(
             max_workers=self.capacity,
             mp_context=mp.get_context("spawn"),
             initializer=init_local_worker,
             initargs=(os.getpid(),),
         )
+        pool.submit(int)  # start the workers now: their imports overlap with the runner's planning
+        return pool
 
     @property
     def running(self) -> int:

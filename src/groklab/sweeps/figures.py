@@ -79,10 +79,11 @@ def phase_diagram(rows: list[dict[str, Any]], key: str, group_keys: list[str], t
     if never_drawn or any(_median(v) == NEVER for by_x in groups.values() for v in by_x.values()):
         ax.axhline(ceiling, ls="--", color="0.5", lw=0.8)
         ax.text(
-            0.01,
+            0.99,
             ceiling,
-            f" never grokked (budget {budget} steps)",
+            f"never grokked (budget {budget} steps) ",
             transform=ax.get_yaxis_transform(),
+            ha="right",
             va="bottom",
             fontsize=8,
             color="0.35",

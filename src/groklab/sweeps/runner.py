@@ -91,7 +91,7 @@ def run_sweep(
 ) -> SweepOutcome:
     """Run every point of ``points`` into ``sweep_dir/runs`` and keep the aggregates current.
     The executor is closed on return."""
-    sweep_dir = Path(sweep_dir)
+    sweep_dir = Path(sweep_dir).absolute()  # workers (Ray's above all) may run in another directory
     runs_dir(sweep_dir).mkdir(parents=True, exist_ok=True)
     write_sweep_yaml(sweep_dir, spec.raw, points)
     failures = {rid: err for rid, err in read_failures(sweep_dir).items() if rid in {p.run_id for p in points}}
