@@ -151,3 +151,25 @@ def test_a_worker_killed_mid_point_is_replaced_and_the_point_resumed(tmp_path, l
     assert outcome.counts == {"completed": 2}
     ours, theirs = all_metrics(out), all_metrics(reference)
     assert ours == {k: theirs[k] for k in ours}  # resumed from the last checkpoint, bit for bit
+
+
+def test_a_point_that_fails_in_training_is_skipped_unless_retry_failed(tmp_path):
+    spec = parse_spec(
+        {"base": "debug", "set": {"train.steps": 40, "train.eval_every": 20}, "grid": {"optim.lr": [3e-3, 1e30]}}
+    )
+    out = tmp_path / "sweep"
+    first = run_sweep(spec, expand(spec), out, LocalExecutor(2), threads=1)
+    assert first.counts == {"completed": 1, "failed": 1}
+    (good, bad) = first.rows
+    assert good["state"] == "completed" and good["steps"] == 40
+    assert bad["state"] == "failed" and bad["error"].startswith("non-finite training loss (nan) at step")
+    assert read_summary(out)[1]["error"] == bad["error"]
+
+    before = snapshot(out)
+    again = run_sweep(spec, expand(spec), out, LocalExecutor(2), threads=1)
+    assert again.counts == first.counts and snapshot(out) == before  # the failed point was not touched
+
+    retried = run_sweep(spec, expand(spec), out, LocalExecutor(2), threads=1, retry_failed=True)
+    assert retried.counts == first.counts  # it fails again, deterministically
+    changed = {f for f in snapshot(out) if snapshot(out)[f] != before.get(f)}
+    assert changed and all(bad["run_id"] in f for f in changed)  # only the failed run was retried
