@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from groklab.cli_steps import (
@@ -18,7 +19,6 @@ from groklab.cli_steps import (
     console,
     draw_figures,
     err_console,
-    fmt,
     print_result,
     print_summary,
     run_analysis,
@@ -29,6 +29,7 @@ from groklab.cli_steps import (
 )
 from groklab.config import load_config
 from groklab.runs import list_runs
+from groklab.summary import format_value
 
 app = typer.Typer(
     name="groklab",
@@ -121,13 +122,13 @@ def list_cmd(runs_dir: RunsDirOpt = Path("runs")) -> None:
     if not rows:
         console.print(f"no runs under {runs_dir}")
         return
-    table = Table()
+    table = Table(box=None, pad_edge=False)
     cols = ["name", "op", "p", "train_frac", "steps", "state", "train_acc", "test_acc", "grok_step"]
     for c in cols:
-        table.add_column(c, overflow="fold", no_wrap=c != "name")
+        table.add_column(c, overflow="fold", no_wrap=c != "name", min_width=24 if c == "name" else None)
     for row in rows:
-        table.add_row(*(fmt(row.get(c)) for c in cols))
-    console.print(table)
+        table.add_row(*(format_value(row.get(c)) for c in cols))
+    (console if console.is_terminal else Console(width=200)).print(table)  # pipes: no 80-column cut
 
 
 # -- analyze and reproduce -------------------------------------------------------------------------

@@ -118,14 +118,6 @@ def train_new_run(cfg: Config, out: Path | None, runs_dir: Path, quiet: bool) ->
     return run
 
 
-def fmt(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.4f}"
-    return str(v)
-
-
 def run_analysis(run_dir: Path, quiet: bool) -> dict[str, Any]:
     """Analyse a run and write RUN_DIR/analysis/*; returns the summary."""
     from groklab.analysis.pipeline import analyze_run

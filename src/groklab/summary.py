@@ -6,7 +6,7 @@ from typing import Any
 
 from groklab.runs import Run, RunError
 
-__all__ = ["run_row"]
+__all__ = ["format_value", "run_row"]
 
 
 def run_row(run: Run) -> dict[str, Any]:
@@ -40,3 +40,12 @@ def _events(metrics: list[dict[str, Any]]) -> dict[str, Any]:
 
     ev = grokking_events(metrics)
     return {"memorization_step": ev.memorization_step, "grok_step": ev.grokking_step, "delay": ev.delay}
+
+
+def format_value(v: Any, empty: str = "-", float_spec: str = ".4f") -> str:
+    """A table cell: ``empty`` for None, floats with ``float_spec``, anything else as str."""
+    if v is None:
+        return empty
+    if isinstance(v, float):
+        return format(v, float_spec)
+    return str(v)

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from groklab.summary import format_value
 from groklab.sweeps.aggregate import SUMMARY_COLUMNS, read_sweep, sweep_rows
 from groklab.sweeps.figures import phase_diagrams
 
@@ -81,11 +82,7 @@ def _table(rows: list[dict[str, Any]], varied: list[str]) -> str:
 
 
 def _fmt(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
+    return format_value(v, empty="", float_spec=".4g")
 
 
 def _e(s: str) -> str:
