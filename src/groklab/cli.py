@@ -57,14 +57,14 @@ def train(
     quiet: QuietOpt = False,
 ) -> None:
     """Train a model into a new run directory, or --resume one."""
-    from groklab.train import resume_training, run_config
+    from groklab.train import resume_training
 
     if resume is not None:
         if set_ or out is not None:
             raise BadInput("--resume takes no --set or --out: the run's own config.yaml is used")
         from groklab.runs import Run
 
-        cfg = run_config(Run.open(resume))
+        cfg = Run.open(resume).config
         with training_progress(cfg.train.steps, 0, quiet) as update:
             run, result = resume_training(
                 resume,
@@ -123,7 +123,7 @@ def list_cmd(runs_dir: RunsDirOpt = Path("runs")) -> None:
         console.print(f"no runs under {runs_dir}")
         return
     table = Table(box=None, pad_edge=False)
-    cols = ["name", "op", "p", "train_frac", "steps", "state", "train_acc", "test_acc", "grok_step"]
+    cols = ["name", "op", "p", "train_frac", "steps", "state", "train_acc", "test_acc", "grokking_step"]
     for c in cols:
         table.add_column(c, overflow="fold", no_wrap=c != "name", min_width=24 if c == "name" else None)
     for row in rows:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,6 +16,7 @@ import typer
 from rich.console import Console
 
 from groklab.config import Config, ConfigError
+from groklab.records import RecordError, Summary
 from groklab.runs import Run, RunError
 
 console = Console()
@@ -41,20 +41,10 @@ def user_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (ConfigError, RunError, BadInput) as e:
+        except (ConfigError, RunError, RecordError, BadInput) as e:
             fail(str(e))
 
     return wrapper  # type: ignore[return-value]
-
-
-def default_run_dir(runs_dir: Path, cfg: Config) -> Path:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    base = runs_dir / f"{stamp}__{cfg.name}__seed{cfg.seed}"
-    path, n = base, 1
-    while path.exists():
-        n += 1
-        path = base.with_name(f"{base.name}-{n}")
-    return path
 
 
 @contextmanager
@@ -105,7 +95,7 @@ def spinner(text: str, quiet: bool) -> Iterator[Callable[[str], None]]:
 def train_new_run(cfg: Config, out: Path | None, runs_dir: Path, quiet: bool) -> Run:
     """Create the run directory (``out`` or a default under ``runs_dir``) and train ``cfg`` into it;
     exit 1 when training does not complete."""
-    from groklab.runs import check_new_run_path
+    from groklab.runs import check_new_run_path, default_run_dir
     from groklab.train import start_training
 
     path = out if out is not None else default_run_dir(runs_dir, cfg)
@@ -118,7 +108,7 @@ def train_new_run(cfg: Config, out: Path | None, runs_dir: Path, quiet: bool) ->
     return run
 
 
-def run_analysis(run_dir: Path, quiet: bool) -> dict[str, Any]:
+def run_analysis(run_dir: Path, quiet: bool) -> Summary:
     """Analyse a run and write RUN_DIR/analysis/*; returns the summary."""
     from groklab.analysis.pipeline import analyze_run
     from groklab.train import resolve_device
@@ -128,23 +118,23 @@ def run_analysis(run_dir: Path, quiet: bool) -> dict[str, Any]:
         result = analyze_run(
             run, device=str(resolve_device("auto")), on_checkpoint=lambda i, n: say(f"analysing checkpoint {i}/{n}")
         )
-    run.write_analysis(result.summary, result.progress, result.fourier, result.neurons, result.ablation)
+    run.write_analysis(result)
     for w in result.warnings:
         err_console.print(f"warning: {w}", highlight=False, soft_wrap=True)
     return result.summary
 
 
-def print_summary(summary: dict[str, Any]) -> None:
-    ev = summary["events"]
+def print_summary(summary: Summary) -> None:
+    ev = summary.events
     console.print(
-        f"key frequencies {summary['key_frequencies']} (from {summary['key_frequency_source']}); "
-        f"memorization step {ev['memorization_step']}, grokking step {ev['grokking_step']}, delay {ev['delay']}",
+        f"key frequencies {summary.key_frequencies} (from {summary.key_frequency_source}); "
+        f"memorization step {ev.memorization_step}, grokking step {ev.grokking_step}, delay {ev.delay}",
         highlight=False,
         soft_wrap=True,
     )
-    for c in summary["criteria"]:
-        mark = "[green]pass[/]" if c["passed"] else "[red]fail[/]"
-        console.print(f"  {mark} {c['name']}: {c['value']} ({c['comparison']} {c['threshold']})", soft_wrap=True)
+    for c in summary.criteria:
+        mark = "[green]pass[/]" if c.passed else "[red]fail[/]"
+        console.print(f"  {mark} {c.name}: {c.value} ({c.comparison} {c.threshold})", soft_wrap=True)
 
 
 def analysed_run(run_dir: Path, quiet: bool) -> Any:

@@ -112,6 +112,10 @@ class Dataset:
     def n(self) -> int:
         return len(self.pairs)
 
+    def to(self, device: str | torch.device) -> Dataset:
+        """The same dataset with its tensors on ``device``."""
+        return Dataset(self.op, self.p, self.pairs.to(device), self.tokens.to(device), self.labels.to(device))
+
     def rows(self, pair_index: Tensor) -> Tensor:
         """Positions in this dataset of the given pair indices (each must be valid)."""
         return torch.searchsorted(self.pairs, pair_index)

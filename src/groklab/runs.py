@@ -1,4 +1,5 @@
-"""The run directory (DESIGN section 5): layout, atomic writes, metrics log, status, checkpoints, lock.
+"""The run directory (DESIGN section 5): layout, metrics log, status, checkpoints, snapshots, lock,
+and reading it all back (``load_run``, the model at a step): the one reader of a run.
 
 Every write is atomic (temporary file in the same directory, then rename). ``metrics.jsonl`` is
 append-only and readers skip a torn last line. A run being written holds an exclusive ``flock`` on
@@ -7,28 +8,51 @@ append-only and readers skip a torn last line. A run being written holds an excl
 
 from __future__ import annotations
 
+import bisect
 import fcntl
 import io
 import json
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import yaml
 
-__all__ = ["Run", "RunError", "RunLockedError", "atomic_write", "is_run_dir", "list_runs", "read_jsonl"]
+from groklab.atomic import UMASK, FileFormatError, atomic_write, read_jsonl
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from groklab.config import Config
+    from groklab.data import Dataset
+    from groklab.models import MLPModel, Transformer
+    from groklab.records import Analysis
+
+__all__ = [
+    "Run",
+    "RunError",
+    "RunLockedError",
+    "atomic_write",
+    "is_run_dir",
+    "list_runs",
+    "load_checkpoint",
+    "load_run",
+    "read_jsonl",
+]
 
 STATES = ("running", "completed", "failed", "interrupted")
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-_CKPT = re.compile(r"^step_(\d{7,})\.pt$")
+_STEP_FILE = re.compile(r"^step_(\d{7,})\.pt$")
+CHECKPOINT_KEYS = ("step", "model", "optimizer", "scheduler", "rng")
+ANALYSIS_FILES = ("fourier", "neurons", "ablation", "summary")  # summary last: its presence means complete
 
 
 class RunError(ValueError):
@@ -39,60 +63,60 @@ class RunLockedError(RunError):
     pass
 
 
-def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` via a temporary file and a rename, so readers never see half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    raw = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load one resumable checkpoint with ``weights_only=True``; a truncated or corrupt file is a RunError."""
+    state = _load_weights_file(path, map_location)
+    if any(k not in state for k in CHECKPOINT_KEYS):
+        raise RunError(f"{path}: not a groklab checkpoint")
+    return state
+
+
+def _load_weights_file(path: Path, map_location: str | torch.device) -> dict[str, Any]:
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises many types for a damaged zip or pickle
+        raise RunError(f"{path}: corrupt or truncated checkpoint ({type(e).__name__})") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise RunError(f"{path}: not a groklab checkpoint or snapshot")
+    return state
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Records of a JSON-lines file; a torn (unparseable) last line is skipped, others are errors."""
-    if not path.exists():
-        return []
-    lines = path.read_text().splitlines()
-    out = []
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            if i == len(lines) - 1:
-                break  # torn by a writer that died mid-line
-            raise RunError(f"{path}: line {i + 1} is not valid JSON") from None
-    return out
+def load_run(path: Path | str) -> Run:
+    """Open a run directory for reading (the Python API's entry point, ``gl.load_run``)."""
+    return Run.open(Path(path))
 
 
 def is_run_dir(path: Path) -> bool:
     return (Path(path) / "config.yaml").is_file()
 
 
-@dataclass
 class Run:
-    """A run directory. Paths are properties; writes go through these methods."""
+    """A run directory: the one reader and writer of its files (DESIGN sections 5 and 8).
 
-    path: Path
+    Reading: ``config`` (typed), ``metrics`` (a pandas DataFrame), ``split``, ``dataset``,
+    ``steps`` (steps with saved weights), ``model(step)``, ``analysis`` (typed records),
+    ``figure(name)``, ``to_hooked_transformer()``. Writing goes through the methods below, which
+    the trainer and the command line call.
+    """
 
-    def __post_init__(self) -> None:
-        self.path = Path(self.path)
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Run) and other.path == self.path
+
+    def __hash__(self) -> int:
+        return hash(self.path)
 
     config_path = property(lambda self: self.path / "config.yaml")
     status_path = property(lambda self: self.path / "status.json")
     metrics_path = property(lambda self: self.path / "metrics.jsonl")
     split_path = property(lambda self: self.path / "split.npz")
     checkpoint_dir = property(lambda self: self.path / "checkpoints")
+    snapshot_dir = property(lambda self: self.path / "snapshots")
     analysis_dir = property(lambda self: self.path / "analysis")
     figures_dir = property(lambda self: self.path / "figures")
     report_path = property(lambda self: self.path / "report.html")
@@ -121,6 +145,7 @@ class Run:
             raise RunError(f"{path}: not a run directory (no config.yaml)")
         return cls(path)
 
+    # -- the task and its split --------------------------------------------------------------------
     def config_dict(self) -> dict[str, Any]:
         try:
             data = yaml.safe_load(self.config_path.read_text())
@@ -130,12 +155,31 @@ class Run:
             raise RunError(f"{self.config_path}: not a config mapping")
         return data
 
+    @cached_property
+    def config(self) -> Config:
+        """The resolved, typed config stored in ``config.yaml``."""
+        from groklab.config import ConfigError, config_from_dict
+
+        try:
+            return config_from_dict(self.config_dict())
+        except ConfigError as e:
+            raise RunError(f"{self.config_path}: {e}") from None
+
+    @property
     def split(self) -> tuple[np.ndarray, np.ndarray]:
+        """(train, test) pair indices a*p + b, each sorted."""
         try:
             with np.load(self.split_path) as z:
                 return z["train"], z["test"]
         except (OSError, KeyError, ValueError) as e:
             raise RunError(f"{self.split_path}: unreadable ({e})") from None
+
+    @cached_property
+    def dataset(self) -> Dataset:
+        """Every valid pair of the run's task (tokens, labels) in a-major order."""
+        from groklab.data import make_dataset
+
+        return make_dataset(self.config.task.op, self.config.task.p)
 
     # -- status and metrics ------------------------------------------------------------------------
     def write_status(self, state: str, step: int, error: str | None = None, **extra: Any) -> None:
@@ -153,40 +197,68 @@ class Run:
             f.write(json.dumps(record) + "\n")
             f.flush()
 
-    def metrics(self) -> list[dict[str, Any]]:
-        return read_jsonl(self.metrics_path)
+    def metric_records(self) -> list[dict[str, Any]]:
+        """The evaluation records of ``metrics.jsonl`` (a torn last line skipped)."""
+        try:
+            return read_jsonl(self.metrics_path)
+        except FileFormatError as e:
+            raise RunError(str(e)) from None
+
+    @property
+    def metrics(self) -> pd.DataFrame:
+        """One row per evaluation: step, train_loss, train_acc, test_loss, test_acc, lr, weight_norm, ..."""
+        import pandas as pd
+
+        return pd.DataFrame.from_records(self.metric_records())
 
     def truncate_metrics(self, last_step: int) -> None:
         """Keep only records with step <= last_step (used when resuming from a checkpoint)."""
-        kept = [r for r in self.metrics() if r["step"] <= last_step]
+        kept = [r for r in self.metric_records() if r["step"] <= last_step]
         atomic_write(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
 
     # -- analysis ----------------------------------------------------------------------------------
-    def write_analysis(
-        self, summary: dict[str, Any], progress: list[dict[str, Any]], fourier: dict[str, Any],
-        neurons: dict[str, Any], ablation: dict[str, Any],
-    ) -> None:  # fmt: skip
+    def write_analysis(self, analysis: Analysis) -> None:
         """Write ``analysis/`` (each file atomic; summary.json last, so its presence means complete)."""
-        d = self.analysis_dir
-        atomic_write(d / "progress.jsonl", "".join(json.dumps(r) + "\n" for r in progress))
-        for name, obj in (("fourier", fourier), ("neurons", neurons), ("ablation", ablation), ("summary", summary)):
-            atomic_write(d / f"{name}.json", json.dumps(obj, indent=1) + "\n")
+        from groklab.records import to_json
 
-    def analysis(self, name: str) -> Any:
-        """A record of ``analysis/`` (``summary``, ``fourier``, ``neurons``, ``ablation``; ``progress``
-        gives the list of progress.jsonl); RunError when missing or unreadable."""
+        d = self.analysis_dir
+        atomic_write(d / "progress.jsonl", "".join(json.dumps(to_json(r)) + "\n" for r in analysis.progress))
+        for name in ANALYSIS_FILES:
+            atomic_write(d / f"{name}.json", json.dumps(to_json(getattr(analysis, name)), indent=1) + "\n")
+
+    def read_record(self, name: str) -> Any:
+        """The raw JSON of ``analysis/NAME.json`` (``progress``: the lines of progress.jsonl)."""
+        missing = f"missing (run `groklab analyze {self.path}`)"
         if name == "progress":
             path = self.analysis_dir / "progress.jsonl"
             if not path.exists():
-                raise RunError(f"{path}: missing (run `groklab analyze {self.path}`)")
-            return read_jsonl(path)
+                raise RunError(f"{path}: {missing}")
+            try:
+                return read_jsonl(path)
+            except FileFormatError as e:
+                raise RunError(str(e)) from None
         path = self.analysis_dir / f"{name}.json"
         try:
             return json.loads(path.read_text())
         except FileNotFoundError:
-            raise RunError(f"{path}: missing (run `groklab analyze {self.path}`)") from None
+            raise RunError(f"{path}: {missing}") from None
         except json.JSONDecodeError:
             raise RunError(f"{path}: not valid JSON (run `groklab analyze {self.path}` again)") from None
+
+    @property
+    def analysis(self) -> Analysis:
+        """The typed analysis records (``groklab analyze`` / ``gl.analyze`` write them); RunError when
+        missing or unreadable. Read once per version of ``summary.json``."""
+        from groklab.records import Analysis, RecordError, from_json
+
+        sig = _file_sig(self.analysis_dir / "summary.json")
+        if getattr(self, "_analysis_sig", None) != sig or sig is None:
+            try:
+                parts = {n: from_json(Analysis.field_type(n), self.read_record(n), n) for n in (*ANALYSIS_FILES, "progress")}
+            except RecordError as e:
+                raise RunError(f"{self.analysis_dir}: {e}") from None
+            self._analysis, self._analysis_sig = Analysis(**parts), sig
+        return self._analysis
 
     def has_analysis(self) -> bool:
         return (self.analysis_dir / "summary.json").is_file()
@@ -205,7 +277,7 @@ class Run:
         os.close(fd)
         try:
             render(Path(tmp))
-            os.chmod(tmp, 0o666 & ~_UMASK)
+            os.chmod(tmp, 0o666 & ~UMASK)
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
@@ -233,16 +305,73 @@ class Run:
         atomic_write(self.report_path, html)
         return self.report_path
 
-    # -- checkpoints -------------------------------------------------------------------------------
+    # -- weights: checkpoints (resumable) and snapshots (weights only) ---------------------------------
     def checkpoint_path(self, step: int) -> Path:
         return self.checkpoint_dir / f"step_{step:07d}.pt"
 
+    def snapshot_path(self, step: int) -> Path:
+        return self.snapshot_dir / f"step_{step:07d}.pt"
+
     def checkpoints(self) -> list[tuple[int, Path]]:
-        """(step, path) of every step checkpoint, ascending by step."""
-        if not self.checkpoint_dir.is_dir():
-            return []
-        found = [(int(m.group(1)), f) for f in self.checkpoint_dir.iterdir() if (m := _CKPT.match(f.name))]
-        return sorted(found)
+        """(step, path) of every resumable step checkpoint, ascending by step."""
+        return _step_files(self.checkpoint_dir)
+
+    def checkpoint_steps(self) -> list[int]:
+        return [s for s, _ in self.checkpoints()]
+
+    @property
+    def steps(self) -> list[int]:
+        """Steps with saved weights (checkpoints and snapshots), ascending."""
+        return sorted({s for s, _ in self.checkpoints()} | {s for s, _ in _step_files(self.snapshot_dir)})
+
+    def weights_path(self, step: int) -> Path:
+        """The file holding the weights of ``step`` (a snapshot, else the checkpoint); RunError naming
+        the nearest saved steps when there is none."""
+        for path in (self.snapshot_path(step), self.checkpoint_path(step)):
+            if path.is_file():
+                return path
+        steps = self.steps
+        if not steps:
+            raise RunError(f"{self.path}: no saved weights (no checkpoints or snapshots)")
+        i = bisect.bisect_left(steps, step)
+        near = sorted({steps[j] for j in (i - 1, i) if 0 <= j < len(steps)})
+        raise RunError(f"{self.path}: no weights saved at step {step}; nearest saved steps: {near}")
+
+    def load_state(self, step: int, map_location: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+        """The model state dict at ``step`` (the one loader of weights); RunError when missing or corrupt."""
+        return _load_weights_file(self.weights_path(step), map_location)["model"]
+
+    def states(
+        self, steps: Iterable[int] | None = None, warn: Callable[[str], None] | None = None
+    ) -> Iterator[tuple[int, dict[str, torch.Tensor]]]:
+        """(step, model state) for each of ``steps`` (default: every saved step) in order; a file
+        that does not load is skipped, with a warning through ``warn``."""
+        for step in self.steps if steps is None else steps:
+            try:
+                yield step, self.load_state(step)
+            except RunError as e:
+                if warn is None:
+                    raise
+                warn(f"skipped {e}")
+
+    def build_model(self, device: str | torch.device = "cpu") -> Transformer | MLPModel:
+        """A model of the run's architecture (weights of the default initialisation, eval mode)."""
+        from groklab.models import build_model
+
+        return build_model(self.config.model, self.config.task.p).to(device).eval()
+
+    def model(self, step: int | None = None, device: str | torch.device = "cpu") -> Transformer | MLPModel:
+        """The model holding the weights saved at ``step`` (default: the last saved step), in eval mode."""
+        if step is None:
+            if not self.steps:
+                raise RunError(f"{self.path}: no saved weights (no checkpoints or snapshots)")
+            step = self.steps[-1]
+        model = self.build_model(device)
+        try:
+            model.load_state_dict(self.load_state(step, device))
+        except (RuntimeError, KeyError) as e:
+            raise RunError(f"{self.weights_path(step)}: weights do not fit the run's config ({str(e).splitlines()[0]})") from None
+        return model
 
     def save_checkpoint(self, step: int, state: dict[str, Any]) -> Path:
         """Write ``step_NNNNNNN.pt`` atomically and point ``latest.pt`` at it (a hard link)."""
@@ -258,6 +387,28 @@ class Run:
             atomic_write(tmp, buf.getvalue())
         os.replace(tmp, self.checkpoint_dir / "latest.pt")
         return path
+
+    def save_snapshot(self, step: int, model_state: dict[str, torch.Tensor]) -> Path:
+        """Write the weights-only snapshot ``snapshots/step_NNNNNNN.pt`` atomically."""
+        buf = io.BytesIO()
+        torch.save({"step": step, "model": model_state}, buf)
+        path = self.snapshot_path(step)
+        atomic_write(path, buf.getvalue())
+        return path
+
+    # -- notebook helpers ----------------------------------------------------------------------------
+    def figure(self, name: str, step: int | None = None) -> Figure:
+        """The registered figure ``name`` (matplotlib Figure) drawn from this run's analysis; with
+        ``step``, the figures that show one checkpoint show that step instead of the analysed one."""
+        from groklab.plots import draw_figure
+
+        return draw_figure(self, name, step=step)
+
+    def to_hooked_transformer(self, step: int | None = None) -> Any:
+        """A TransformerLens HookedTransformer with this run's weights at ``step`` (extra ``tl``)."""
+        from groklab.interop import to_hooked_transformer
+
+        return to_hooked_transformer(self.model(step))
 
     # -- lock --------------------------------------------------------------------------------------
     @contextmanager
@@ -298,6 +449,31 @@ def check_new_run_path(path: Path) -> None:
         raise RunError(f"--out {path}: already a run (use `groklab train --resume {path}` to continue it)")
     if path.is_dir() and any(path.iterdir()):
         raise RunError(f"--out {path}: directory is not empty and is not a run")
+
+
+def _step_files(directory: Path) -> list[tuple[int, Path]]:
+    if not directory.is_dir():
+        return []
+    return sorted((int(m.group(1)), f) for f in directory.iterdir() if (m := _STEP_FILE.match(f.name)))
+
+
+def _file_sig(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+def default_run_dir(runs_dir: Path, cfg: Config) -> Path:
+    """A new directory name under ``runs_dir``: ``<UTC time>__<name>__seed<seed>``."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    base = runs_dir / f"{stamp}__{cfg.name}__seed{cfg.seed}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
 
 
 def list_runs(runs_dir: Path) -> list[Run]:

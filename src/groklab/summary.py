@@ -14,7 +14,7 @@ def run_row(run: Run) -> dict[str, Any]:
     row: dict[str, Any] = {"name": run.path.name, "path": str(run.path)}
     try:
         cfg = run.config_dict()
-        metrics = run.metrics()
+        metrics = run.metric_records()
     except RunError as e:
         row.update(state="unreadable", error=str(e))
         return row
@@ -39,7 +39,7 @@ def _events(metrics: list[dict[str, Any]]) -> dict[str, Any]:
     from groklab.analysis.grokking import grokking_events
 
     ev = grokking_events(metrics)
-    return {"memorization_step": ev.memorization_step, "grok_step": ev.grokking_step, "delay": ev.delay}
+    return {"memorization_step": ev.memorization_step, "grokking_step": ev.grokking_step, "delay": ev.delay}
 
 
 def format_value(v: Any, empty: str = "-", float_spec: str = ".4f") -> str:

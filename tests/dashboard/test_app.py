@@ -296,7 +296,7 @@ def test_compare_overlays_runs_and_draws_the_sweep(dash_runs):
     assert grokked["x"] == [1.0] and grokked["y"] == [520.0]
     assert never["x"] == [2.0] and never["name"].startswith("never grokked")
     assert len(at.get("image")) == 1  # the sweeps package's phase diagram (matplotlib)
-    assert "grok_step_vs_optim_weight_decay" in [c.value for c in at.caption]
+    assert "grokking_step_vs_optim_weight_decay" in [c.value for c in at.caption]
     at.button[0].click().run()  # overlay the sweep's runs
     assert at.multiselect(key="compare_runs").value == [LABELS[6], LABELS[7]]
     no_exception(at)

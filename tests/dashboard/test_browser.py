@@ -76,7 +76,7 @@ def test_dashboard_in_chromium(dash_runs, test_output_dir, tmp_path):
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "dashboard.log"
     summary = Run(runs / "grokked").analysis("summary")
-    grok_step = summary["events"]["grokking_step"]
+    grokking_step = summary["events"]["grokking_step"]
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "groklab", "dashboard", "--runs-dir", str(runs), "--port", str(port)],
@@ -98,7 +98,7 @@ def test_dashboard_in_chromium(dash_runs, test_output_dir, tmp_path):
                 t0 = time.perf_counter()
                 page.get_by_role("option", name="grokked", exact=True).click()
                 grok = page.get_by_test_id("stMetric").filter(has_text="Grokking step")
-                sync_api.expect(grok).to_contain_text(str(grok_step), timeout=30_000)
+                sync_api.expect(grok).to_contain_text(str(grokking_step), timeout=30_000)
                 plots = page.locator(".js-plotly-plot")
                 plots.filter(has_text="Training curves").locator(".main-svg").first.wait_for(timeout=30_000)
                 first_render_s = time.perf_counter() - t0  # key numbers and curves drawn
@@ -108,7 +108,7 @@ def test_dashboard_in_chromium(dash_runs, test_output_dir, tmp_path):
                 metrics = {
                     t.split("\n")[0]: t.split("\n")[-1] for t in page.get_by_test_id("stMetric").all_inner_texts()
                 }
-                assert metrics["Grokking step"] == str(grok_step)
+                assert metrics["Grokking step"] == str(grokking_step)
                 assert metrics["Key frequencies"] == ", ".join(map(str, summary["key_frequencies"]))
                 assert page.get_by_test_id("stException").count() == 0
                 screenshot(page, test_output_dir / "dashboard_run_page.png")

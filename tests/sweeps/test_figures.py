@@ -13,7 +13,7 @@ from groklab.sweeps.figures import _median, phase_diagram, phase_diagrams
 
 
 def row(wd, seed, grok, state="completed", steps=1000, lr=1e-3):
-    return {"optim.weight_decay": wd, "seed": seed, "optim.lr": lr, "state": state, "steps": steps, "grok_step": grok}
+    return {"optim.weight_decay": wd, "seed": seed, "optim.lr": lr, "state": state, "steps": steps, "grokking_step": grok}
 
 
 def test_median_counts_never_grokked_as_later_than_anything():
@@ -51,16 +51,16 @@ def test_one_diagram_per_axis_seeds_are_replicates_and_effective_weight_decay():
     rows = [row(wd, s, 100 * s + 100, lr=lr) for wd in (0.5, 1.0) for lr in (1e-3, 3e-3) for s in (0, 1)]
     figs = phase_diagrams(rows, ["optim.weight_decay", "optim.lr", "seed"])
     assert sorted(figs) == [
-        "grok_step_vs_effective_weight_decay",
-        "grok_step_vs_optim_lr",
-        "grok_step_vs_optim_weight_decay",
+        "grokking_step_vs_effective_weight_decay",
+        "grokking_step_vs_optim_lr",
+        "grokking_step_vs_optim_weight_decay",
     ]
-    assert "over 2 seeds" in figs["grok_step_vs_optim_lr"].axes[0].get_title()
-    assert sorted(phase_diagrams(rows[:2], ["seed"])) == ["grok_step_vs_seed"]
+    assert "over 2 seeds" in figs["grokking_step_vs_optim_lr"].axes[0].get_title()
+    assert sorted(phase_diagrams(rows[:2], ["seed"])) == ["grokking_step_vs_seed"]
 
 
 def test_categorical_axis():
-    rows = [{"task.op": op, "state": "completed", "steps": 100, "grok_step": g} for op, g in [("sub", 40), ("add", 20)]]
+    rows = [{"task.op": op, "state": "completed", "steps": 100, "grokking_step": g} for op, g in [("sub", 40), ("add", 20)]]
     ax = phase_diagram(rows, "task.op", []).axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["add", "sub"]
 

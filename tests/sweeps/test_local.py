@@ -65,7 +65,7 @@ def test_valid_points_complete_and_invalid_ones_are_recorded(local_sweep):
     assert sorted(p.name for p in (out / "runs").iterdir()) == sorted(r["run_id"] for r in rows if r["error"] == "")
     doc = yaml.safe_load((out / "sweep.yaml").read_text())
     assert doc["spec"]["name"] == "tiny" and len(doc["points"]) == 8
-    assert (out / "figures" / "grok_step_vs_task_train_frac.png").stat().st_size > 1000
+    assert (out / "figures" / "grokking_step_vs_task_train_frac.png").stat().st_size > 1000
 
 
 def test_running_again_retrains_nothing(local_sweep):

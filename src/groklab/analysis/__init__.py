@@ -4,29 +4,18 @@
 - :mod:`.neurons`: neuron frequencies, clusters and key frequencies.
 - :mod:`.progress`: the progress measures of one model state.
 - :mod:`.ablation`: frequency, neuron and head ablations.
-- :mod:`.grokking`: grokking events, phases, success criteria and the summary record.
+- :mod:`.grokking`: grokking events, phases and success criteria.
+- :mod:`.pipeline`: the analysis of a whole run.
+
+The records they return are the dataclasses of :mod:`groklab.records`.
 """
 
-from groklab.analysis.ablation import AblationReport, ablation_report
-from groklab.analysis.grokking import (
-    Criterion,
-    GrokkingEvents,
-    Phases,
-    grokking_events,
-    phase_boundaries,
-    success_criteria,
-    summary_record,
-)
-from groklab.analysis.neurons import NeuronAnalysis, analyze_neurons
-from groklab.analysis.progress import Progress, progress_measures, progress_series
+from groklab.analysis.ablation import ablation_report
+from groklab.analysis.grokking import grokking_events, phase_boundaries, success_criteria
+from groklab.analysis.neurons import analyze_neurons
+from groklab.analysis.progress import progress_measures, progress_series
 
 __all__ = [
-    "AblationReport",
-    "Criterion",
-    "GrokkingEvents",
-    "NeuronAnalysis",
-    "Phases",
-    "Progress",
     "ablation_report",
     "analyze_neurons",
     "grokking_events",
@@ -34,5 +23,4 @@ __all__ = [
     "progress_measures",
     "progress_series",
     "success_criteria",
-    "summary_record",
 ]

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,9 +36,24 @@ from groklab.analysis.progress import accuracy, cross_entropy
 from groklab.data import Dataset
 from groklab.models import MLPModel, Transformer, eval_mode
 from groklab.models.hooks import one_thread
+from groklab.records import (
+    AblationReport,
+    ClusterAblation,
+    ControlAblation,
+    CumulativeAblation,
+    FrequencyAblation,
+    FrequencyDraw,
+    GroupAblation,
+    HeadAblation,
+    NeuronAblation,
+    NeuronRow,
+    RandomCurve,
+    RandomGroups,
+    Score,
+    Spread,
+)
 
 __all__ = [
-    "AblationReport",
     "ablate_frequencies",
     "ablation_report",
     "head_ablation",
@@ -193,8 +208,8 @@ def _std(x: Tensor) -> Tensor:  # sample std over dim 0; 0 for a single draw
     return x.std(0, correction=1 if x.shape[0] > 1 else 0)
 
 
-def _stats(x: Tensor) -> dict[str, float]:
-    return {"mean": float(x.mean()), "std": float(_std(x))}
+def _spread(x: Tensor) -> Spread:
+    return Spread(float(x.mean()), float(_std(x)))
 
 
 def neuron_ablation(
@@ -206,13 +221,10 @@ def neuron_ablation(
     n_draws: int = 10,
     top: int = 20,
     seed: int = 0,
-) -> dict[str, Any]:
-    """Mean ablation of the last MLP's neurons at `=`; see the module docstring for the conventions.
-
-    Returns {"baseline", "importance" [d_mlp], "top" (``top`` most important: neuron, frequency,
-    delta_loss, test_acc, test_loss), "clusters" (per cluster: k, size, ablated, random acc/loss
-    mean and std over ``n_draws`` groups), "all_clusters", "cumulative"}.
-    """
+) -> NeuronAblation:
+    """Mean ablation of the last MLP's neurons at `=`; see the module docstring for the conventions:
+    single neurons (importance, the ``top`` most important), each cluster against ``n_draws``
+    random groups of its size, all clusters at once, and the cumulative curve."""
     if n_draws < 1:
         raise ValueError(f"n_draws must be >= 1, got {n_draws}")
     gen = np.random.default_rng(seed)
@@ -221,48 +233,47 @@ def neuron_ablation(
         d = r.W.shape[0]
         base_acc, base_loss = r.score(r.state)
         assert base_loss is not None
-        baseline = {"test_acc": base_acc, "test_loss": base_loss}
         acc1, loss1 = _single_neurons(r)
         importance = loss1 - base_loss
         order = torch.argsort(importance, descending=True, stable=True)
         freq = list(neuron_frequency) if neuron_frequency is not None else [None] * d
         top_rows = [
-            {"neuron": int(n), "frequency": freq[int(n)], "delta_loss": float(importance[n])}
-            | {"test_acc": float(acc1[n]), "test_loss": float(loss1[n])}
-            for n in order[:top]
+            NeuronRow(int(n), freq[int(n)], float(importance[n]), float(acc1[n]), float(loss1[n])) for n in order[:top]
         ]
-
-        def group(neurons: Sequence[int]) -> dict[str, float]:
-            idx = torch.as_tensor(list(neurons), dtype=torch.long, device=r.W.device)
-            acc, loss = r.score(r.without(idx), owned=True)
-            return {"test_acc": acc, "test_loss": float(loss)}  # type: ignore[arg-type]
-
-        cluster_rows = []
-        for k, members in sorted(clusters.items()):
-            outside = np.setdiff1d(np.arange(d), members)
-            pool = outside if len(outside) >= len(members) else np.arange(d)
-            draws = [group(gen.choice(pool, size=len(members), replace=False).tolist()) for _ in range(n_draws)]
-            random: dict[str, Any] = {
-                "n_draws": n_draws,
-                "pool": "outside the cluster" if pool is outside else "all neurons",
-            }
-            for key in ("test_acc", "test_loss"):
-                random[key] = _stats(torch.tensor([x[key] for x in draws], dtype=DTYPE))
-            cluster_rows.append({"k": int(k), "size": len(members), "ablated": group(members), "random": random})
+        cluster_rows = [_cluster_ablation(r, k, members, gen, n_draws) for k, members in sorted(clusters.items())]
         clustered = sorted(n for v in clusters.values() for n in v)
-        all_clusters = {"size": len(clustered), **(group(clustered) if clustered else baseline)}
-        cumulative = _cumulative(r, order, baseline["test_acc"], gen, n_draws)
-    return {
-        "baseline": baseline,
-        "importance": importance.tolist(),
-        "top": top_rows,
-        "clusters": cluster_rows,
-        "all_clusters": all_clusters,
-        "cumulative": cumulative,
-    }
+        all_clusters = GroupAblation(len(clustered), *(_group(r, clustered) if clustered else (base_acc, base_loss)))
+        cumulative = _cumulative(r, order, base_acc, gen, n_draws)
+    return NeuronAblation(Score(base_acc, base_loss), importance.tolist(), top_rows, cluster_rows, all_clusters, cumulative)
 
 
-def _cumulative(r: _Readout, order: Tensor, base_acc: float, gen: np.random.Generator, n_draws: int) -> dict[str, Any]:
+def _group(r: _Readout, neurons: Sequence[int]) -> tuple[float, float]:
+    """(test acc, test loss) with ``neurons`` mean-ablated together."""
+    idx = torch.as_tensor(list(neurons), dtype=torch.long, device=r.W.device)
+    acc, loss = r.score(r.without(idx), owned=True)
+    assert loss is not None
+    return acc, float(loss)
+
+
+def _cluster_ablation(
+    r: _Readout, k: int, members: list[int], gen: np.random.Generator, n_draws: int
+) -> ClusterAblation:
+    """A cluster ablated together, against ``n_draws`` random groups of its size from outside it
+    (from all neurons when fewer remain outside)."""
+    d = r.W.shape[0]
+    outside = np.setdiff1d(np.arange(d), members)
+    pool = outside if len(outside) >= len(members) else np.arange(d)
+    draws = torch.tensor(
+        [_group(r, gen.choice(pool, size=len(members), replace=False).tolist()) for _ in range(n_draws)], dtype=DTYPE
+    )
+    where = "outside the cluster" if pool is outside else "all neurons"
+    random = RandomGroups(n_draws, where, _spread(draws[:, 0]), _spread(draws[:, 1]))
+    return ClusterAblation(int(k), len(members), Score(*_group(r, members)), random)
+
+
+def _cumulative(
+    r: _Readout, order: Tensor, base_acc: float, gen: np.random.Generator, n_draws: int
+) -> CumulativeAblation:
     """Accuracy at every count in importance order, loss on a grid; ``n_draws`` random orders on the grid."""
     d = r.W.shape[0]
     counts, grid = list(range(d + 1)), _grid(d)
@@ -278,19 +289,12 @@ def _cumulative(r: _Readout, order: Tensor, base_acc: float, gen: np.random.Gene
         reason = "ablating every neuron leaves test accuracy at or above 50%"
     else:
         n_below = int(below[0])
-    return {
-        "order": order.tolist(),
-        "n_ablated": counts,
-        "test_acc": acc_c.tolist(),
-        "loss_n_ablated": grid,
-        "test_loss": [loss_c[m] for m in grid],
-        "random": {"n_draws": n_draws, "n_ablated": grid}
-        | {"test_acc_mean": racc.mean(0).tolist(), "test_acc_std": _std(racc).tolist()}
-        | {f"test_acc_{f}": getattr(racc, f)(0).values.tolist() for f in ("min", "max")}
-        | {"test_loss_mean": rloss.mean(0).tolist(), "test_loss_std": _std(rloss).tolist()},
-        "n_to_below_half": n_below,
-        "n_to_below_half_reason": reason,
-    }
+    random = RandomCurve(
+        n_draws, grid, racc.mean(0).tolist(), _std(racc).tolist(), racc.min(0).values.tolist(),
+        racc.max(0).values.tolist(), rloss.mean(0).tolist(), _std(rloss).tolist(),
+    )  # fmt: skip
+    test_loss = [loss_c[m] for m in grid]
+    return CumulativeAblation(order.tolist(), counts, acc_c.tolist(), grid, test_loss, random, n_below, reason)
 
 
 # ---------------------------------------------------------------- heads
@@ -298,8 +302,8 @@ def _cumulative(r: _Readout, order: Tensor, base_acc: float, gen: np.random.Gene
 
 def head_ablation(
     model: Model, ds: Dataset, test_pairs: Tensor | np.ndarray | Sequence[int]
-) -> tuple[list[dict[str, Any]] | None, str | None]:
-    """([{layer, head, test_acc, test_loss, acc_drop}], None) replacing each head's ``hook_z`` by its
+) -> tuple[list[HeadAblation] | None, str | None]:
+    """([HeadAblation(layer, head, test_acc, test_loss, acc_drop)], None) replacing each head's ``hook_z`` by its
     mean over all valid inputs (per position); (None, reason) for a model without attention heads.
 
     Heads of the last layer matter only at `=`: their ablation is recomputed from the cached
@@ -336,57 +340,35 @@ def head_ablation(
 
                     logits = model.run_with_hooks(tokens, fwd_hooks=[(name, fn)])[:, -1]
                 s = _score(logits, labels)
-                out.append({"layer": layer, "head": h, **s, "acc_drop": 100 * (base["test_acc"] - s["test_acc"])})
+                drop = 100 * (base["test_acc"] - s["test_acc"])
+                out.append(HeadAblation(layer, h, s["test_acc"], s["test_loss"], drop))
     return out, None
 
 
 # ---------------------------------------------------------------- the report
 
 
-@dataclass
-class AblationReport:
-    """Every ablation of one model state (the JSON record ``ablation.json``).
-
-    ``frequency`` is None with ``frequency_reason`` when there are no key frequencies; ``heads``
-    is None with ``heads_reason`` for a model without attention heads.
-    """
-
-    split: str
-    baseline: dict[str, float]  # {"test_acc", "test_loss"}
-    key_frequencies: list[int]
-    frequency: dict[str, Any] | None
-    frequency_reason: str | None
-    neurons: dict[str, Any]
-    heads: list[dict[str, Any]] | None
-    heads_reason: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 def _frequency_ablation(
     model: Model, ds: Dataset, rows: Tensor, keys: list[int], base_acc: float, n_draws: int, seed: int
-) -> dict[str, Any]:
+) -> FrequencyAblation:
     gen = np.random.default_rng(seed)
-    key = ablate_frequencies(model, ds, rows, keys)
+
+    def draw(ks: list[int]) -> FrequencyDraw:
+        s = ablate_frequencies(model, ds, rows, ks)
+        return FrequencyDraw(ks, s["test_acc"], s["test_loss"], 100 * (base_acc - s["test_acc"]))
+
     others = [k for k in frequencies(ds.p) if k not in keys]
     n = min(len(keys), len(others))
-    draws = []
-    for _ in range(n_draws if n else 0):
-        ks = sorted(int(k) for k in gen.choice(others, size=n, replace=False))
-        s = ablate_frequencies(model, ds, rows, ks)
-        draws.append({"frequencies": ks, **s, "acc_drop": 100 * (base_acc - s["test_acc"])})
-    drops = torch.tensor([d["acc_drop"] for d in draws], dtype=DTYPE)
-    return {
-        "key": {"frequencies": keys, **key, "acc_drop": 100 * (base_acc - key["test_acc"])},
-        "control": {
-            "n_frequencies": n,
-            "note": None if n == len(keys) else f"only {n} non-key frequencies exist",
-            "draws": draws,
-            "acc_drop": _stats(drops) if draws else None,
-            "test_acc_mean": float(np.mean([d["test_acc"] for d in draws])) if draws else None,
-        },
-    }
+    draws = [draw(sorted(int(k) for k in gen.choice(others, size=n, replace=False))) for _ in range(n_draws if n else 0)]
+    drops = torch.tensor([d.acc_drop for d in draws], dtype=DTYPE)
+    control = ControlAblation(
+        n_frequencies=n,
+        note=None if n == len(keys) else f"only {n} non-key frequencies exist",
+        draws=draws,
+        acc_drop=_spread(drops) if draws else None,
+        test_acc_mean=float(np.mean([d.test_acc for d in draws])) if draws else None,
+    )
+    return FrequencyAblation(draw(keys), control)
 
 
 def ablation_report(
@@ -408,10 +390,10 @@ def ablation_report(
     keys = sorted(set(int(k) for k in key_freqs))
     rows = _test_rows(ds, test_pairs)
     neurons = neuron_ablation(model, ds, test_pairs, clusters, neuron_frequency, n_draws, top, seed)
-    base = neurons["baseline"]
+    base = neurons.baseline
     freq, freq_reason = None, None
     if keys:
-        freq = _frequency_ablation(model, ds, rows, keys, base["test_acc"], n_draws, seed)
+        freq = _frequency_ablation(model, ds, rows, keys, base.test_acc, n_draws, seed)
     else:
         freq_reason = "no key frequencies were found"
     heads, heads_reason = head_ablation(model, ds, test_pairs)

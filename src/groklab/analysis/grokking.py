@@ -1,8 +1,8 @@
 """Grokking events, phase boundaries and the success criteria of a reproduction, from records.
 
-Inputs are lists of dicts, one per evaluation, with at least ``step``: the lines of
-``metrics.jsonl`` (train_acc, test_acc, train_loss, test_loss, ...) or of ``progress.jsonl``
-(``Progress.to_dict()``). Records are sorted by step; records missing a needed key (or holding
+Inputs are lists of records, one per evaluation, with at least ``step``: the lines of
+``metrics.jsonl`` (dicts: train_acc, test_acc, train_loss, test_loss, ...) or
+:class:`~groklab.records.Progress` records. Records are sorted by step; records missing a needed key (or holding
 None there) are skipped for the measure that needs it. Nothing here invents a number: an event
 that did not happen is None, with the reason in ``reasons``.
 """
@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from groklab.conventions import TEST_THRESHOLD, TRAIN_THRESHOLD
+from groklab.records import AblationReport, Criterion, FinalMetrics, GrokkingEvents, PhaseChange, Phases, to_json
 
 __all__ = [
     "CONTROL_DROP_MAX",
@@ -21,18 +23,14 @@ __all__ = [
     "MEMORIZATION_TEST_MAX",
     "TEST_THRESHOLD",
     "TRAIN_THRESHOLD",
-    "Criterion",
-    "GrokkingEvents",
-    "Phases",
     "grokking_events",
     "half_drop_step",
     "phase_boundaries",
+    "final_metrics",
+    "joined_records",
     "success_criteria",
-    "summary_record",
 ]
 
-TRAIN_THRESHOLD = 0.99  # memorization: train accuracy
-TEST_THRESHOLD = 0.95  # grokking: test accuracy, reached and held to the end
 MEMORIZATION_TEST_MAX = 0.5  # "test stays low": test accuracy at the memorization step below this
 # Gini of the W_E spectrum. At initialisation every frequency's norm is a chi variable with 2 * d_model
 # degrees of freedom, so the spectrum is nearly flat (Gini about 0.03 for the nanda model); m equally
@@ -42,36 +40,19 @@ KEY_DROP_MIN = 30.0  # key-frequency ablation: test accuracy drop, percentage po
 CONTROL_DROP_MAX = 5.0  # random-frequency control: mean drop, percentage points, below
 
 
-def _series(records: Sequence[dict[str, Any]], key: str) -> list[tuple[int, float]]:
-    """[(step, value)] sorted by step, for records where ``key`` holds a finite number."""
+def _field(record: Any, key: str) -> Any:
+    return record.get(key) if isinstance(record, dict) else getattr(record, key, None)
+
+
+def _series(records: Sequence[Any], key: str) -> list[tuple[int, float]]:
+    """[(step, value)] sorted by step, for records (dicts or dataclasses) where ``key`` holds a
+    finite number."""
     out = []
     for r in records:
-        v = r.get(key)
-        if r.get("step") is not None and isinstance(v, int | float) and math.isfinite(v):
-            out.append((int(r["step"]), float(v)))
+        v, step = _field(r, key), _field(r, "step")
+        if step is not None and isinstance(v, int | float) and math.isfinite(v):
+            out.append((int(step), float(v)))
     return sorted(out)
-
-
-@dataclass
-class GrokkingEvents:
-    """Memorization step, grokking step and delay (``summary.json["events"]``).
-
-    memorization_step: first evaluation with train_acc >= 0.99. grokking_step: first evaluation
-    with test_acc >= 0.95 after which every evaluation to the end has test_acc >= 0.95.
-    delay = grokking_step - memorization_step. None (with ``reasons[name]``) where absent.
-    """
-
-    memorization_step: int | None
-    grokking_step: int | None
-    delay: int | None
-    last_step: int | None
-    n_evals: int
-    train_threshold: float = TRAIN_THRESHOLD
-    test_threshold: float = TEST_THRESHOLD
-    reasons: dict[str, str] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def grokking_events(
@@ -138,32 +119,6 @@ PHASE_RULES = {
         "mid-cleanup the phase ends near the last record"
     ),
 }
-
-
-@dataclass
-class Phases:
-    """Phase boundaries (``summary.json["phases"]``): steps where each phase starts and ends.
-
-    memorization [first step, memorization_end], circuit formation [memorization_end,
-    cleanup_start], cleanup [cleanup_start, cleanup_end]; the rules are in ``rules`` (and
-    ``PHASE_RULES``). ``changes`` gives, per phase, each available measure's value at its start
-    and end (e.g. excluded loss should rise during circuit formation). A boundary that cannot be
-    placed is None with ``reasons[name]``.
-    """
-
-    first_step: int | None
-    memorization_end: int | None
-    cleanup_start: int | None
-    cleanup_end: int | None
-    last_step: int | None
-    gap_max: float | None  # largest ln(test_loss) - ln(train_loss) after memorization (nats)
-    gap_end: float | None  # the same at the last record
-    rules: dict[str, str]
-    changes: list[dict[str, Any]] = field(default_factory=list)
-    reasons: dict[str, str] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 CHANGE_KEYS = (
@@ -250,26 +205,11 @@ def phase_boundaries(
             va, vb = _value_at(records, key, a), _value_at(records, key, b)
             if va is not None and vb is not None:
                 vals[key] = {"start": va, "end": vb}
-        ph.changes.append({"phase": name, "start": a, "end": b, "measures": vals})
+        ph.changes.append(PhaseChange(name, a, b, vals))
     return ph
 
 
 # ---------------------------------------------------------------- success criteria
-
-
-@dataclass
-class Criterion:
-    """One success criterion: passed iff ``value <comparison> threshold`` (False when value is None)."""
-
-    name: str
-    value: float | None
-    threshold: float
-    comparison: str  # ">=", "<" or ">"
-    passed: bool
-    detail: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _criterion(name: str, value: float | None, threshold: float, comparison: str, detail: str) -> Criterion:
@@ -304,18 +244,10 @@ def _half_drop(records: Sequence[dict[str, Any]], key: str, from_step: int | Non
     return (float(s1) if y0 == y1 else s0 + (s1 - s0) * (y0 - mid) / (y0 - y1)), s0, s1
 
 
-def _get(obj: Any, *path: str) -> Any:
-    for key in path:
-        if obj is None:
-            return None
-        obj = obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
-    return obj
-
-
 def success_criteria(
     metrics: Sequence[dict[str, Any]],
-    progress: Sequence[dict[str, Any]],
-    ablation: dict[str, Any] | None,
+    progress: Sequence[Any],
+    ablation: AblationReport | None,
     *,
     gini_threshold: float = GINI_THRESHOLD,
 ) -> list[Criterion]:
@@ -330,8 +262,6 @@ def success_criteria(
     6. ``restricted_before_test``: steps by which restricted loss (all pairs) reaches its log-scale
        halfway point (``half_drop_step`` from the memorization step, interpolated between progress
        records) before test loss does, both from the progress records; > 0.
-
-    ``ablation`` is ``AblationReport.to_dict()`` (or None when not run).
     """
     ev = grokking_events(metrics)
     mem = ev.memorization_step
@@ -347,58 +277,55 @@ def success_criteria(
     gini = _series(progress, "gini_embed")
     why = f"Gini of the W_E spectrum at step {gini[-1][0]}" if gini else "no Gini in the progress records"
     out.append(_criterion("embedding_concentrated", gini[-1][1] if gini else None, gini_threshold, ">=", why))
-    key_drop = _get(ablation, "frequency", "key", "acc_drop")
-    ctrl_drop = _get(ablation, "frequency", "control", "acc_drop", "mean")
-    keys = _get(ablation, "frequency", "key", "frequencies") or []
-    n_ctrl = len(_get(ablation, "frequency", "control", "draws") or [])
-    missing = "no ablation report" if ablation is None else _get(ablation, "frequency_reason") or "no control draws"
-    why = f"test accuracy drop (points) removing frequencies {keys} from W_E" if key_drop is not None else missing
-    out.append(_criterion("key_frequency_ablation", key_drop, KEY_DROP_MIN, ">=", why))
-    why = f"mean test accuracy drop (points) over {n_ctrl} draws of {len(keys)} random non-key frequencies"
-    out.append(
-        _criterion("control_ablation", ctrl_drop, CONTROL_DROP_MAX, "<", why if ctrl_drop is not None else missing)
-    )
-    h_r, h_t = _half_drop(progress, "restricted_loss", mem), _half_drop(progress, "test_loss", mem)
-    if h_r is not None and h_t is not None:
-        why = (
-            f"halfway down (log scale, interpolated between progress records): restricted loss at step "
-            f"{h_r[0]:.0f} (records {h_r[1]}-{h_r[2]}), test loss at step {h_t[0]:.0f} (records {h_t[1]}-{h_t[2]})"
-        )
-        out.append(_criterion("restricted_before_test", h_t[0] - h_r[0], 0.0, ">", why))
-    else:
-        names = [n for n, h in (("restricted loss", h_r), ("test loss", h_t)) if h is None]
-        why = f"no halfway point (log scale, after memorization) for {' and '.join(names)}"
-        out.append(_criterion("restricted_before_test", None, 0.0, ">", why))
+    out.extend(_ablation_criteria(ablation))
+    out.append(_restricted_before_test(progress, mem))
     return out
 
 
-def summary_record(
-    metrics: Sequence[dict[str, Any]],
-    progress: Sequence[dict[str, Any]],
-    neurons: dict[str, Any] | None,
-    ablation: dict[str, Any] | None,
-) -> dict[str, Any]:
-    """The ``summary.json`` record: events, phases, key frequencies, final metrics and criteria.
+def _ablation_criteria(ablation: AblationReport | None) -> list[Criterion]:
+    freq = ablation.frequency if ablation is not None else None
+    if freq is None:
+        missing = "no ablation report" if ablation is None else ablation.frequency_reason or "no key frequencies"
+        return [
+            _criterion("key_frequency_ablation", None, KEY_DROP_MIN, ">=", missing),
+            _criterion("control_ablation", None, CONTROL_DROP_MAX, "<", missing),
+        ]
+    keys, ctrl = freq.key.frequencies, freq.control
+    why = f"test accuracy drop (points) removing frequencies {keys} from W_E"
+    out = [_criterion("key_frequency_ablation", freq.key.acc_drop, KEY_DROP_MIN, ">=", why)]
+    if ctrl.acc_drop is None:
+        out.append(_criterion("control_ablation", None, CONTROL_DROP_MAX, "<", ctrl.note or "no control draws"))
+    else:
+        why = f"mean test accuracy drop (points) over {len(ctrl.draws)} draws of {len(keys)} random non-key frequencies"
+        out.append(_criterion("control_ablation", ctrl.acc_drop.mean, CONTROL_DROP_MAX, "<", why))
+    return out
 
-    ``neurons`` / ``ablation`` are ``NeuronAnalysis.to_dict()`` / ``AblationReport.to_dict()``.
-    Phases use the metrics records (finest resolution) for train/test loss and accuracy; their
-    ``changes`` take measures from the progress records.
-    """
-    events = grokking_events(metrics)
+
+def _restricted_before_test(progress: Sequence[Any], mem: int | None) -> Criterion:
+    h_r, h_t = _half_drop(progress, "restricted_loss", mem), _half_drop(progress, "test_loss", mem)
+    if h_r is None or h_t is None:
+        names = [n for n, h in (("restricted loss", h_r), ("test loss", h_t)) if h is None]
+        why = f"no halfway point (log scale, after memorization) for {' and '.join(names)}"
+        return _criterion("restricted_before_test", None, 0.0, ">", why)
+    why = (
+        f"halfway down (log scale, interpolated between progress records): restricted loss at step "
+        f"{h_r[0]:.0f} (records {h_r[1]}-{h_r[2]}), test loss at step {h_t[0]:.0f} (records {h_t[1]}-{h_t[2]})"
+    )
+    return _criterion("restricted_before_test", h_t[0] - h_r[0], 0.0, ">", why)
+
+
+def joined_records(metrics: Sequence[dict[str, Any]], progress: Sequence[Any]) -> list[dict[str, Any]]:
+    """Evaluation records with the progress measures joined in at checkpoint steps, by step: the
+    input of :func:`phase_boundaries` (finest resolution for losses, measures where they exist)."""
     by_step = {int(r["step"]): dict(r) for r in metrics if r.get("step") is not None}
-    for r in progress:  # progress measures join the metrics at checkpoint steps
-        if r.get("step") is not None:
-            by_step.setdefault(int(r["step"]), {}).update({k: v for k, v in r.items() if v is not None})
-    phases = phase_boundaries([by_step[s] | {"step": s} for s in sorted(by_step)], events)
-    criteria = success_criteria(metrics, progress, ablation)
+    for r in progress:
+        rec = r if isinstance(r, dict) else to_json(r)
+        if rec.get("step") is not None:
+            by_step.setdefault(int(rec["step"]), {}).update({k: v for k, v in rec.items() if v is not None})
+    return [by_step[s] | {"step": s} for s in sorted(by_step)]
+
+
+def final_metrics(metrics: Sequence[dict[str, Any]]) -> FinalMetrics:
+    """The last evaluation's step, losses and accuracies (all None without evaluations)."""
     last = max(metrics, key=lambda r: r.get("step", -1)) if metrics else {}
-    return {
-        "events": events.to_dict(),
-        "phases": phases.to_dict(),
-        "key_frequencies": _get(neurons, "key_frequencies"),
-        "embedding_key_frequencies": _get(neurons, "embedding_key_frequencies"),
-        "key_frequency_agreement": _get(neurons, "agreement"),
-        "final": {k: last.get(k) for k in ("step", "train_loss", "train_acc", "test_loss", "test_acc")},
-        "criteria": [c.to_dict() for c in criteria],
-        "all_passed": all(c.passed for c in criteria),
-    }
+    return FinalMetrics(*(last.get(k) for k in ("step", "train_loss", "train_acc", "test_loss", "test_acc")))

@@ -15,9 +15,6 @@ Conventions (DESIGN section 6):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
-
 import torch
 from torch import Tensor
 
@@ -25,12 +22,12 @@ from groklab.analysis.fourier import embedding_spectrum, fourier_2d, n_freqs
 from groklab.data import Dataset
 from groklab.models import MLPModel, Transformer, eval_mode
 from groklab.models.hooks import HookPoint
+from groklab.records import Agreement, Cluster, NeuronAnalysis
 
 __all__ = [
     "CLUSTER_THRESHOLD",
     "Model",
     "EMBED_FRACTION",
-    "NeuronAnalysis",
     "analyze_neurons",
     "eq_activations",
     "frequency_agreement",
@@ -144,56 +141,12 @@ def key_frequencies_from_embedding(spectrum: Tensor, fraction: float = EMBED_FRA
     return [k + 1 for k in torch.nonzero(spectrum >= fraction * top).flatten().tolist()]
 
 
-def frequency_agreement(by_neurons: list[int], by_embedding: list[int]) -> dict[str, Any]:
+def frequency_agreement(by_neurons: list[int], by_embedding: list[int]) -> Agreement:
     """How two key-frequency lists agree: both, only_neurons, only_embedding (ascending),
     jaccard (|A & B| / |A | B|, 1.0 when both are empty) and identical (A == B as sets)."""
     a, b = set(by_neurons), set(by_embedding)
     union = a | b
-    return {
-        "both": sorted(a & b),
-        "only_neurons": sorted(a - b),
-        "only_embedding": sorted(b - a),
-        "jaccard": len(a & b) / len(union) if union else 1.0,
-        "identical": a == b,
-    }
-
-
-@dataclass
-class NeuronAnalysis:
-    """Neuron frequencies and key frequencies of one model state (the JSON record ``neurons.json``).
-
-    ``defined`` is False (with ``reason``) when the activations do not form a full p x p table
-    (div excludes b = 0): then the neuron fields are empty and ``key_frequencies`` is empty, while
-    the embedding-based list is still reported.
-    """
-
-    p: int
-    d_mlp: int
-    threshold: float
-    min_cluster_size: float
-    defined: bool
-    reason: str | None
-    neuron_frequency: list[int]  # [d_mlp]: k, or 0 for a zero-variance neuron
-    neuron_score: list[float]  # [d_mlp]
-    fve: list[list[float]]  # [d_mlp][n_freq]: FVE of frequency k at column k-1
-    clusters: list[dict[str, Any]]  # [{"k", "size", "neurons"}] ascending in k
-    n_clustered: int
-    key_frequencies: list[dict[str, int]]  # [{"k", "count"}] ascending in k
-    embedding_norms: list[float]  # [n_freq]: entry k-1 is frequency k
-    embedding_key_frequencies: list[int]
-    agreement: dict[str, Any]
-    note: str | None = None
-
-    @property
-    def keys(self) -> list[int]:
-        """The key frequencies (by neuron clusters), ascending."""
-        return [int(kf["k"]) for kf in self.key_frequencies]
-
-    def cluster_dict(self) -> dict[int, list[int]]:
-        return {int(c["k"]): list(c["neurons"]) for c in self.clusters}
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    return Agreement(sorted(a & b), sorted(a - b), sorted(b - a), len(a & b) / len(union) if union else 1.0, a == b)
 
 
 def analyze_neurons(model: Model, ds: Dataset, threshold: float = CLUSTER_THRESHOLD) -> NeuronAnalysis:
@@ -228,6 +181,7 @@ def analyze_neurons(model: Model, ds: Dataset, threshold: float = CLUSTER_THRESH
             clusters=[],
             n_clustered=0,
             key_frequencies=[],
+            key_frequency_counts={},
             embedding_norms=spectrum.tolist(),
             embedding_key_frequencies=by_embed,
             agreement=frequency_agreement([], by_embed),
@@ -245,9 +199,10 @@ def analyze_neurons(model: Model, ds: Dataset, threshold: float = CLUSTER_THRESH
         neuron_frequency=freq.tolist(),
         neuron_score=score.tolist(),
         fve=fve.tolist(),
-        clusters=[{"k": k, "size": len(v), "neurons": v} for k, v in clusters.items()],
+        clusters=[Cluster(k, len(v), v) for k, v in clusters.items()],
         n_clustered=sum(len(v) for v in clusters.values()),
-        key_frequencies=[{"k": k, "count": c} for k, c in keys],
+        key_frequencies=[k for k, _ in keys],
+        key_frequency_counts=dict(keys),
         embedding_norms=spectrum.tolist(),
         embedding_key_frequencies=by_embed,
         agreement=frequency_agreement([k for k, _ in keys], by_embed),

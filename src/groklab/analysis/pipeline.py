@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from groklab.analysis.ablation import ablation_report
@@ -31,85 +30,74 @@ from groklab.analysis.fourier import (
     logit_fourier_norms,
     unembed_spectrum,
 )
-from groklab.analysis.grokking import summary_record
+from groklab.analysis.grokking import (
+    final_metrics,
+    grokking_events,
+    joined_records,
+    phase_boundaries,
+    success_criteria,
+)
 from groklab.analysis.neurons import analyze_neurons
 from groklab.analysis.progress import fourier_null_reason, progress_measures
-from groklab.config import Config
-from groklab.data import OPERATIONS, Dataset, make_dataset
-from groklab.models import build_model, eval_mode
+from groklab.data import OPERATIONS, Dataset
+from groklab.models import eval_mode
+from groklab.records import (
+    AblationReport,
+    AblationSummary,
+    Analysis,
+    FourierRecord,
+    NeuronAnalysis,
+    Progress,
+    RunInfo,
+    Spectra,
+    Summary,
+)
 from groklab.runs import Run, RunError
-from groklab.train import load_checkpoint, run_config
 
-__all__ = ["AnalysisResult", "analyze_run"]
-
-
-@dataclass
-class AnalysisResult:
-    summary: dict[str, Any]
-    progress: list[dict[str, Any]]
-    fourier: dict[str, Any]
-    neurons: dict[str, Any]
-    ablation: dict[str, Any]
-    warnings: list[str] = field(default_factory=list)
+__all__ = ["analyze_run"]
 
 
-def _fourier_record(model: Any, ds: Dataset, keys: list[int], series: list[dict[str, Any]]) -> dict[str, Any]:
+def _fourier_record(model: Any, ds: Dataset, keys: list[int], series: list[Spectra]) -> FourierRecord:
     p = ds.p
-    rec: dict[str, Any] = {
-        "p": p,
-        "frequencies": frequencies(p),
-        "basis_labels": basis_labels(p),
-        "embedding_norms": embedding_spectrum(model.W_E_tokens.detach()).tolist(),
-        "unembed_norms": unembed_spectrum(model.W_L.detach()).tolist(),
-        "key_frequencies": keys,
-        "over_checkpoints": series,  # [{"step", "embedding_norms", "unembed_norms", "cos_coefficients"}]
-        "logit_norms": None,
-        "logit_norms_reason": None,
-        "cos_coefficients": None,
-        "cos_coefficients_reason": None,
-    }
+    rec = FourierRecord(
+        p=p,
+        frequencies=frequencies(p),
+        basis_labels=basis_labels(p),
+        embedding_norms=embedding_spectrum(model.W_E_tokens.detach()).tolist(),
+        unembed_norms=unembed_spectrum(model.W_L.detach()).tolist(),
+        key_frequencies=keys,
+        over_checkpoints=series,
+    )
     if ds.n != p * p:
         reason = f"operation {ds.op!r} leaves pairs undefined, so the logits are not a full p x p table"
-        rec["logit_norms_reason"] = rec["cos_coefficients_reason"] = reason
+        rec.logit_norms_reason = rec.cos_coefficients_reason = reason
         return rec
     with eval_mode(model):
         logits = model.forward_last(ds.tokens)
-    rec["logit_norms"] = logit_fourier_norms(logits, p).tolist()  # [p, p] 2-D Fourier norms
+    rec.logit_norms = logit_fourier_norms(logits, p).tolist()  # [p, p] 2-D Fourier norms
     why = fourier_null_reason(ds.op, p, ds.n, frequencies(p))
     additive = OPERATIONS[ds.op].additive
     if why is None and additive is not None:
-        rec["cos_coefficients"] = dict(
-            zip(frequencies(p), cos_coefficients(logits, p, frequencies(p), additive).tolist(), strict=True)
-        )
+        coefs = cos_coefficients(logits, p, frequencies(p), additive).tolist()
+        rec.cos_coefficients = dict(zip(frequencies(p), coefs, strict=True))
     else:
-        rec["cos_coefficients_reason"] = why or f"operation {ds.op!r} is not additive"
+        rec.cos_coefficients_reason = why or f"operation {ds.op!r} is not additive"
     return rec
 
 
-def _spectra(model: Any, ds: Dataset, step: int) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "step": step,
-        "embedding_norms": embedding_spectrum(model.W_E_tokens.detach()).tolist(),
-        "unembed_norms": unembed_spectrum(model.W_L.detach()).tolist(),
-        "cos_coefficients": None,
-    }
+def _spectra(model: Any, ds: Dataset, step: int) -> Spectra:
+    out = Spectra(
+        step=step,
+        embedding_norms=embedding_spectrum(model.W_E_tokens.detach()).tolist(),
+        unembed_norms=unembed_spectrum(model.W_L.detach()).tolist(),
+        cos_coefficients=None,
+    )
     additive = OPERATIONS[ds.op].additive
     if ds.n == ds.p * ds.p and additive is not None:
         with eval_mode(model):
             logits = model.forward_last(ds.tokens)
-        out["cos_coefficients"] = cos_coefficients(logits, ds.p, frequencies(ds.p), additive).tolist()
+        out.cos_coefficients = cos_coefficients(logits, ds.p, frequencies(ds.p), additive).tolist()
     return out
-
-
-def load_states(run: Run, warn: Callable[[str], None]) -> list[tuple[int, dict[str, Any]]]:
-    """(step, model state) of every checkpoint that loads; a corrupt one is skipped with a warning."""
-    states = []
-    for step, path in run.checkpoints():
-        try:
-            states.append((step, load_checkpoint(path)["model"]))
-        except RunError as e:
-            warn(f"skipped {e}")
-    return states
 
 
 def analyze_run(
@@ -117,77 +105,80 @@ def analyze_run(
     device: str = "cpu",
     on_checkpoint: Callable[[int, int], None] | None = None,
     n_draws: int = 10,
-) -> AnalysisResult:
+) -> Analysis:
     """Every analysis record of ``run``; raises RunError when nothing can be analysed."""
     t0 = time.perf_counter()
     warnings: list[str] = []
-    cfg: Config = run_config(run)
-    status = run.status()
-    if status.get("state") == "running" or run.is_locked():
+    if run.status().get("state") == "running" or run.is_locked():
         warnings.append("the run is still being written: analysing the checkpoints complete so far")
-    if not run.checkpoints():
-        raise RunError(f"{run.path}: no checkpoint to analyse")
-    states = load_states(run, warnings.append)
+    if not run.steps:
+        raise RunError(f"{run.path}: no checkpoint or snapshot to analyse")
+    states = list(run.states(warn=warnings.append))
     if not states:
-        raise RunError(f"{run.path}: no valid checkpoint to analyse")
-    ds = make_dataset(cfg.task.op, cfg.task.p)
-    train, test = run.split()
-    metrics = run.metrics()
-    model = build_model(cfg.model, cfg.task.p).to(device)
-    ds = Dataset(ds.op, ds.p, ds.pairs, ds.tokens.to(device), ds.labels.to(device))
+        raise RunError(f"{run.path}: no valid checkpoint or snapshot to analyse")
     final_step, final_state = states[-1]
+    model = run.build_model(device)
     model.load_state_dict(final_state)
+    ds = run.dataset.to(device)
+    train, test = run.split
 
     neurons = analyze_neurons(model, ds)
-    keys, source = neurons.keys, "neuron clusters"
+    keys, source = neurons.key_frequencies, "neuron clusters"
     if not keys:
         keys, source = list(neurons.embedding_key_frequencies), "embedding norms (no neuron cluster was large enough)"
 
     progress, series = [], []
     for i, (step, state) in enumerate(states):
         model.load_state_dict(state)
-        progress.append(progress_measures(model, ds, train, test, keys, step=step).to_dict())
+        progress.append(progress_measures(model, ds, train, test, keys, step=step))
         series.append(_spectra(model, ds, step))
         if on_checkpoint:
             on_checkpoint(i + 1, len(states))
     model.load_state_dict(final_state)  # the loop ends on it too; stated for the reader
 
     fourier = _fourier_record(model, ds, keys, series)
+    cfg = run.config
     ablation = ablation_report(
         model, ds, test, keys, neurons.cluster_dict(), neurons.neuron_frequency or None, n_draws=n_draws, seed=cfg.seed
-    ).to_dict()
-    neurons_rec = neurons.to_dict()
-    summary = {
-        "run": run.path.name,
-        "config": {
-            "name": cfg.name,
-            "op": cfg.task.op,
-            "p": cfg.task.p,
-            "train_frac": cfg.task.train_frac,
-            "seed": cfg.seed,
-        },
-        "state": status.get("state"),
-        "analysed_step": final_step,
-        "n_checkpoints": len(states),
-        **summary_record(metrics, progress, neurons_rec, ablation),
-        "key_frequencies": keys,  # what the progress measures and ablations used
-        "key_frequency_source": source,
-        "key_frequencies_by_neurons": neurons.key_frequencies,
-        "ablation": _ablation_summary(ablation),
-        "warnings": warnings,
-        "elapsed_s": round(time.perf_counter() - t0, 2),
-        "device": str(device),
-    }
-    return AnalysisResult(summary, progress, fourier, neurons_rec, ablation, warnings)
+    )
+    summary = _summary(run, final_step, len(progress), progress, neurons, ablation, keys, source)
+    summary.warnings, summary.device = warnings, str(device)
+    summary.elapsed_s = round(time.perf_counter() - t0, 2)
+    return Analysis(summary, progress, fourier, neurons, ablation)
 
 
-def _ablation_summary(ablation: dict[str, Any]) -> dict[str, Any]:
-    freq = ablation.get("frequency")
-    neurons = ablation.get("neurons", {})
-    return {
-        "baseline_test_acc": ablation["baseline"]["test_acc"],
-        "key_frequency_acc_drop": freq["key"]["acc_drop"] if freq else None,
-        "control_acc_drop_mean": (freq["control"]["acc_drop"] or {}).get("mean") if freq else None,
-        "neurons_to_break": (neurons.get("cumulative") or {}).get("n_to_below_half"),
-        "reason": ablation.get("frequency_reason"),
-    }
+def _summary(
+    run: Run, final_step: int, n_checkpoints: int, progress: list[Progress], neurons: NeuronAnalysis,
+    ablation: AblationReport, keys: list[int], source: str,
+) -> Summary:  # fmt: skip
+    cfg, metrics = run.config, run.metric_records()
+    events = grokking_events(metrics)
+    return Summary(
+        run=run.path.name,
+        config=RunInfo(cfg.name, cfg.task.op, cfg.task.p, cfg.task.train_frac, cfg.seed),
+        state=run.status().get("state"),
+        analysed_step=final_step,
+        n_checkpoints=n_checkpoints,
+        events=events,
+        phases=phase_boundaries(joined_records(metrics, progress), events),
+        key_frequencies=keys,
+        key_frequency_counts={k: neurons.key_frequency_counts[k] for k in keys if k in neurons.key_frequency_counts},
+        key_frequency_source=source,
+        embedding_key_frequencies=neurons.embedding_key_frequencies,
+        key_frequency_agreement=neurons.agreement,
+        final=final_metrics(metrics),
+        criteria=(criteria := success_criteria(metrics, progress, ablation)),
+        all_passed=all(c.passed for c in criteria),
+        ablation=_ablation_summary(ablation),
+    )
+
+
+def _ablation_summary(ablation: AblationReport) -> AblationSummary:
+    freq, cumulative = ablation.frequency, ablation.neurons.cumulative
+    return AblationSummary(
+        baseline_test_acc=ablation.baseline.test_acc,
+        key_frequency_acc_drop=freq.key.acc_drop if freq else None,
+        control_acc_drop_mean=freq.control.acc_drop.mean if freq and freq.control.acc_drop else None,
+        neurons_to_break=cumulative.n_to_below_half,
+        reason=ablation.frequency_reason,
+    )

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
@@ -37,10 +35,10 @@ from groklab.analysis.fourier import (
 from groklab.analysis.neurons import Model, eq_activations
 from groklab.data import OPERATIONS, Dataset
 from groklab.models import weight_norm_sq
+from groklab.records import Progress
 
 __all__ = [
     "FOURIER_FIELDS",
-    "Progress",
     "accuracy",
     "cross_entropy",
     "fourier_null_reason",
@@ -90,37 +88,6 @@ def fourier_null_reason(op: str, p: int, n_pairs: int, key_freqs: Sequence[int])
     if not key_freqs:
         return "no key frequencies were found, so P_K is empty"
     return None
-
-
-@dataclass
-class Progress:
-    """Progress measures of one model state; ``to_dict`` is one line of ``progress.jsonl``.
-
-    Losses in nats; accuracies in [0, 1]; trig FVE and cos_fraction in [0, 1]; ``weight_norm`` is
-    the square root of ``weight_norm_sq``. Fields that are None have a reason in ``null_reasons``.
-    """
-
-    step: int | None
-    key_frequencies: list[int]
-    train_loss: float
-    train_acc: float
-    test_loss: float
-    test_acc: float
-    weight_norm_sq: float
-    weight_norm: float
-    gini_embed: float | None  # Gini of the W_E spectrum (k = 1..(p-1)/2)
-    gini_unembed: float | None  # Gini of the W_L spectrum over its output axis
-    restricted_loss: float | None = None  # all p^2 pairs
-    restricted_loss_test: float | None = None  # test split
-    excluded_loss: float | None = None  # train split
-    trig_fve_pre: float | None = None
-    trig_fve_post: float | None = None
-    trig_fve_logits: float | None = None
-    cos_fraction: float | None = None
-    null_reasons: dict[str, str] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _finite(x: float) -> float | None:

@@ -267,11 +267,11 @@ def events_figure(rows: Sequence[dict[str, Any]]) -> go.Figure:
     mem = [r for r in rows if isinstance(r.get("memorization_step"), int)]
     fig = go.Figure()
     for grokked, name, symbol in ((True, "grokked", "circle"), (False, "not grokked (at last step)", "x")):
-        pts = [r for r in mem if (r.get("grok_step") is not None) == grokked]
+        pts = [r for r in mem if (r.get("grokking_step") is not None) == grokked]
         fig.add_trace(
             go.Scatter(
                 x=[r["memorization_step"] for r in pts],
-                y=[r["grok_step"] if grokked else r.get("steps") for r in pts],
+                y=[r["grokking_step"] if grokked else r.get("steps") for r in pts],
                 text=[str(r.get("run")) for r in pts],
                 mode="markers",
                 marker=dict(symbol=symbol, size=10),
@@ -305,11 +305,11 @@ def sweep_figure(rows: Sequence[dict[str, Any]], key: str) -> go.Figure:
     """Every finished point: grokking step against ``key``; never-grokked points on a line above."""
     done = [r for r in rows if r.get("state") == "completed" and r.get(key) is not None]
     budget = max((float(r["steps"]) for r in done if r.get("steps")), default=1.0)
-    grok = [r for r in done if r.get("grok_step") not in (None, "")]
-    never = [r for r in done if r.get("grok_step") in (None, "")]
+    grok = [r for r in done if r.get("grokking_step") not in (None, "")]
+    never = [r for r in done if r.get("grokking_step") in (None, "")]
     fig = go.Figure()
     for pts, name, y, symbol in (
-        (grok, "grokked", [float(r["grok_step"]) for r in grok], "circle"),
+        (grok, "grokked", [float(r["grokking_step"]) for r in grok], "circle"),
         (never, f"never grokked (budget {budget:g})", [budget * 1.08] * len(never), "x"),
     ):
         fig.add_trace(

@@ -93,7 +93,7 @@ def _row(path: str, label: str, sig: Signature) -> dict[str, Any]:
     except Exception as e:  # a record of unexpected shape: the row says so, the table goes on
         r = {"name": run.path.name, "path": path, "state": "unreadable", "error": f"{type(e).__name__}: {e}"}
     r["run"] = label
-    r["grokked"] = r.get("grok_step") is not None
+    r["grokked"] = r.get("grokking_step") is not None
     r["key_frequencies"] = None
     r["analysed"] = False
     if run.has_analysis():
@@ -166,7 +166,7 @@ def _summary_csv(sweep_dir: Path) -> tuple[list[dict[str, Any]], list[str], str,
         raise RunError(f"{path}: missing (the sweep has not written its summary yet)")
     df = pd.read_csv(path)
     fixed = {"run_id", "state", "steps", "train_acc", "test_acc", "train_loss", "test_loss"}
-    fixed |= {"memorization_step", "grok_step", "delay", "n_key_freqs", "error"}
+    fixed |= {"memorization_step", "grokking_step", "delay", "n_key_freqs", "error"}
     varied = [c for c in df.columns if c not in fixed]
     rows = df.astype(object).where(df.notna(), None).to_dict("records")
     return rows, varied, sweep_dir.name, "summary.csv"

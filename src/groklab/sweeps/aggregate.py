@@ -46,7 +46,7 @@ SUMMARY_COLUMNS = (
     "train_loss",
     "test_loss",
     "memorization_step",
-    "grok_step",
+    "grokking_step",
     "delay",
     "n_key_freqs",
     "error",

@@ -29,10 +29,10 @@ NEVER = math.inf
 def phase_diagrams(rows: list[dict[str, Any]], varied: list[str], title: str = "") -> dict[str, Figure]:
     """``{file stem: Figure}``, one per axis key (plus the effective weight decay when it applies)."""
     axes = axis_keys(varied)
-    figs = {f"grok_step_vs_{_stem(k)}": phase_diagram(rows, k, [a for a in axes if a != k], title) for k in axes}
+    figs = {f"grokking_step_vs_{_stem(k)}": phase_diagram(rows, k, [a for a in axes if a != k], title) for k in axes}
     if "optim.lr" in varied and "optim.weight_decay" in varied:
         derived = [{**r, EFFECTIVE_WD: _product(r)} for r in rows]
-        figs["grok_step_vs_effective_weight_decay"] = phase_diagram(derived, EFFECTIVE_WD, [], title)
+        figs["grokking_step_vs_effective_weight_decay"] = phase_diagram(derived, EFFECTIVE_WD, [], title)
     return figs
 
 
@@ -48,7 +48,7 @@ def phase_diagram(rows: list[dict[str, Any]], key: str, group_keys: list[str], t
     groups: dict[tuple[Any, ...], dict[Any, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in done:
         g = tuple(_hashable(r.get(k)) for k in group_keys)
-        grok = r.get("grok_step")
+        grok = r.get("grokking_step")
         groups[g][_hashable(r[key])].append(NEVER if grok is None or grok == "" else float(grok))
 
     fig = Figure(figsize=(6.4, 4.2), dpi=110)

@@ -44,7 +44,7 @@ def sweep_page(sweep_dir: Path, title: str | None = None) -> str:
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["state"]] = counts.get(r["state"], 0) + 1
-    grokked = sum(1 for r in rows if r.get("grok_step") is not None)
+    grokked = sum(1 for r in rows if r.get("grokking_step") is not None)
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>{_e(title)}</title>",
         f"<style>{_STYLE}</style></head><body>",

@@ -5,30 +5,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from groklab.config import Config, ConfigError, config_from_dict, to_yaml
+from groklab.config import Config, to_yaml
 from groklab.data import make_dataset, make_split
-from groklab.runs import Run, RunError
-from groklab.train.checkpoint import load_checkpoint, load_newest_valid
-from groklab.train.loop import EvalResult, Trainer, TrainResult, resolve_device
+from groklab.models import MLPModel, Transformer
+from groklab.runs import Run
+from groklab.train.checkpoint import load_newest_valid
+from groklab.train.loop import Callback, EvalResult, Trainer, TrainResult, resolve_device
 
 __all__ = [
+    "Callback",
     "EvalResult",
     "TrainResult",
     "Trainer",
-    "load_checkpoint",
     "resolve_device",
     "resume_training",
-    "run_config",
     "start_training",
 ]
 
-
-def run_config(run: Run) -> Config:
-    """The resolved config stored in a run directory."""
-    try:
-        return config_from_dict(run.config_dict())
-    except ConfigError as e:
-        raise RunError(f"{run.config_path}: {e}") from None
+Callbacks = list[Callback | Callable[[EvalResult], None]] | None
 
 
 def _train(trainer: Trainer) -> TrainResult:
@@ -41,28 +35,36 @@ def _train(trainer: Trainer) -> TrainResult:
 
 
 def start_training(
-    cfg: Config, out: Path, on_eval: Callable[[EvalResult], None] | None = None
+    cfg: Config,
+    out: Path,
+    on_eval: Callable[[EvalResult], None] | None = None,
+    *,
+    model: Transformer | MLPModel | None = None,
+    callbacks: Callbacks = None,
 ) -> tuple[Run, TrainResult]:
-    """Create the run directory ``out`` (config, split, status) and train it."""
+    """Create the run directory ``out`` (config, split, status) and train it (``model``: one the
+    caller built, see :class:`Trainer`)."""
     train, test = make_split(make_dataset(cfg.task.op, cfg.task.p), cfg.task.train_frac, cfg.task.split_seed)
     run = Run.create(out, to_yaml(cfg), train, test)
     with run.lock():
-        return run, _train(Trainer(cfg, run, on_eval))
+        return run, _train(Trainer(cfg, run, on_eval, model=model, callbacks=callbacks))
 
 
 def resume_training(
     path: Path,
     on_eval: Callable[[EvalResult], None] | None = None,
     on_warning: Callable[[str], None] | None = None,
+    *,
+    callbacks: Callbacks = None,
 ) -> tuple[Run, TrainResult]:
     """Continue a run from its newest valid checkpoint (bit-identical to never having stopped)."""
     run = Run.open(path)
     with run.lock():
-        cfg = run_config(run)
+        cfg = run.config
         state, warnings = load_newest_valid(run, map_location=resolve_device(cfg.train.device))
         for w in warnings:
             if on_warning:
                 on_warning(w)
-        trainer = Trainer(cfg, run, on_eval)
+        trainer = Trainer(cfg, run, on_eval, callbacks=callbacks)
         trainer.load_state_dict(state)
         return run, _train(trainer)

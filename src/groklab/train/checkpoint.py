@@ -8,15 +8,14 @@ bit on the same machine, as never having stopped.
 from __future__ import annotations
 
 import random
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from groklab.runs import Run, RunError
+from groklab.runs import Run, RunError, load_checkpoint
 
-__all__ = ["capture_rng", "checkpoint_steps", "load_checkpoint", "load_newest_valid", "restore_rng"]
+__all__ = ["capture_rng", "checkpoint_steps", "load_newest_valid", "restore_rng"]
 
 
 def checkpoint_steps(total: int, every: int) -> set[int]:
@@ -55,20 +54,6 @@ def restore_rng(state: dict[str, Any], generator: torch.Generator | None) -> Non
         torch.cuda.set_rng_state_all(state["cuda"])
     if generator is not None and "sampler" in state:
         generator.set_state(state["sampler"])
-
-
-REQUIRED = ("step", "model", "optimizer", "scheduler", "rng")
-
-
-def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load one checkpoint with ``weights_only=True``; a truncated or corrupt file is a RunError."""
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # torch raises many types for a damaged zip or pickle
-        raise RunError(f"{path}: corrupt or truncated checkpoint ({type(e).__name__})") from None
-    if not isinstance(state, dict) or any(k not in state for k in REQUIRED):
-        raise RunError(f"{path}: not a groklab checkpoint")
-    return state
 
 
 def load_newest_valid(run: Run, map_location: str | torch.device = "cpu") -> tuple[dict[str, Any], list[str]]:

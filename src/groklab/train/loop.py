@@ -20,15 +20,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from groklab.config import Config, to_dict
+from groklab.conventions import GROK_HOLD_ACC
 from groklab.data import Dataset, make_dataset
-from groklab.models import build_model, eval_mode, weight_norm_sq
+from groklab.models import MLPModel, Transformer, build_model, eval_mode, weight_norm_sq
 from groklab.runs import Run
 from groklab.train.checkpoint import capture_rng, checkpoint_steps, restore_rng
 from groklab.train.optim import build_optimizer, build_scheduler
 
-__all__ = ["EvalResult", "TrainResult", "Trainer", "resolve_device"]
+__all__ = ["Callback", "EvalResult", "TrainResult", "Trainer", "resolve_device"]
 
-GROK_HOLD_ACC = 0.99  # train.stop_after_grok counts from when test accuracy has held at this level
 
 
 @dataclass
@@ -67,20 +67,54 @@ def loss_and_acc(logits: Tensor, labels: Tensor, loss_dtype: torch.dtype) -> tup
     return loss, acc
 
 
-class Trainer:
-    """Train ``cfg`` into ``run``; ``on_eval`` is called with every :class:`EvalResult`."""
+class Callback:
+    """A piece injected into the loop; override what you need. ``on_eval`` may return True to stop
+    training after this evaluation (the run then ends ``completed``, with a checkpoint)."""
 
-    def __init__(self, cfg: Config, run: Run, on_eval: Callable[[EvalResult], None] | None = None) -> None:
-        self.cfg, self.run_dir, self.on_eval = cfg, run, on_eval
+    def on_step(self, trainer: Trainer, loss: float) -> None:
+        """After every optimizer step (``trainer.step`` already counts it)."""
+
+    def on_eval(self, trainer: Trainer, result: EvalResult) -> bool | None:
+        """After every evaluation, once its record is in ``metrics.jsonl``."""
+        return None
+
+
+class _EvalFunction(Callback):
+    def __init__(self, fn: Callable[[EvalResult], None]) -> None:
+        self.fn = fn
+
+    def on_eval(self, trainer: Trainer, result: EvalResult) -> None:
+        self.fn(result)
+
+
+class Trainer:
+    """Train ``cfg`` into ``run``. ``model`` (default: built from ``cfg.model`` with ``cfg.seed``) may
+    be one the caller built: a groklab Transformer or MLPModel whose ``cfg`` is ``cfg.model``.
+    ``callbacks`` are :class:`Callback` objects, or plain functions called with every :class:`EvalResult`."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        run: Run,
+        on_eval: Callable[[EvalResult], None] | None = None,
+        *,
+        model: Transformer | MLPModel | None = None,
+        callbacks: list[Callback | Callable[[EvalResult], None]] | None = None,
+    ) -> None:
+        self.cfg, self.run_dir = cfg, run
+        given = list(callbacks or []) + ([on_eval] if on_eval is not None else [])
+        self.callbacks = [c if isinstance(c, Callback) else _EvalFunction(c) for c in given]
         self.device = resolve_device(cfg.train.device)
         self.loss_dtype = getattr(torch, cfg.train.loss_dtype)
         self.ds: Dataset = make_dataset(cfg.task.op, cfg.task.p)
-        train_pairs, test_pairs = run.split()
+        train_pairs, test_pairs = run.split
         rows_train = self.ds.rows(torch.from_numpy(train_pairs))
         rows_test = self.ds.rows(torch.from_numpy(test_pairs))
         self.x_train, self.y_train = (t[rows_train].to(self.device) for t in (self.ds.tokens, self.ds.labels))
         self.x_test, self.y_test = (t[rows_test].to(self.device) for t in (self.ds.tokens, self.ds.labels))
-        self.model = build_model(cfg.model, cfg.task.p, seed=cfg.seed).to(self.device)
+        if model is None:
+            model = build_model(cfg.model, cfg.task.p, seed=cfg.seed)
+        self.model = check_model(model, cfg).to(self.device)
         self.opt = build_optimizer(self.model, cfg.optim)
         self.sched = build_scheduler(self.opt, cfg.optim.warmup_steps)
         self.generator = torch.Generator().manual_seed(cfg.seed)  # minibatch order only
@@ -113,7 +147,7 @@ class Trainer:
         self.perm, self.perm_pos = state["sampler"]["perm"], state["sampler"]["pos"]
         self.step, self.elapsed = state["step"], state["elapsed_s"]
         self.run_dir.truncate_metrics(self.step)
-        self.history = [(r["step"], r["test_acc"]) for r in self.run_dir.metrics()]
+        self.history = [(r["step"], r["test_acc"]) for r in self.run_dir.metric_records()]
 
     def save(self) -> None:
         self.run_dir.save_checkpoint(self.step, self.state_dict())
@@ -147,11 +181,11 @@ class Trainer:
             elapsed_s=round(self.elapsed, 3),
         )
 
-    def log(self, result: EvalResult) -> None:
+    def log(self, result: EvalResult) -> bool:
+        """Record an evaluation and tell the callbacks; True when one of them asks to stop."""
         self.run_dir.append_metrics(result.to_record())
         self.history.append((result.step, result.test_acc))
-        if self.on_eval is not None:
-            self.on_eval(result)
+        return any([bool(c.on_eval(self, result)) for c in self.callbacks])
 
     def grok_held_for(self) -> int | None:
         """Steps since test accuracy reached GROK_HOLD_ACC and stayed there, or None."""
@@ -185,10 +219,12 @@ class Trainer:
                 self.sched.step()
                 self.step += 1
                 self.elapsed += time.perf_counter() - t0
+                for c in self.callbacks:
+                    c.on_step(self, float(loss))
                 done = self.step == cfg.steps
                 if self.step % cfg.eval_every == 0 or done:
                     last = self.evaluate()
-                    self.log(last)
+                    done = self.log(last) or done
                     held = self.grok_held_for()
                     if cfg.stop_after_grok is not None and held is not None and held >= cfg.stop_after_grok:
                         done = True
@@ -201,6 +237,19 @@ class Trainer:
                     return TrainResult("interrupted", self.step, self.stop_reason, last)
         self.run_dir.write_status("completed", self.step)
         return TrainResult("completed", self.step, None, last)
+
+
+def check_model(model: Any, cfg: Config) -> Transformer | MLPModel:
+    """A model given to the trainer must be one the run directory can rebuild: a groklab model of
+    the run's architecture and task (its config is what ``config.yaml`` records)."""
+    if not isinstance(model, Transformer | MLPModel):
+        raise TypeError(
+            f"the trainer takes a groklab Transformer or MLPModel, got {type(model).__name__} "
+            "(convert a HookedTransformer with groklab.from_hooked_transformer)"
+        )
+    if model.cfg != cfg.model or model.p != cfg.task.p:
+        raise ValueError("the model's config differs from the run's (cfg.model and cfg.task.p must describe it)")
+    return model
 
 
 class _stop_on_sigint:

@@ -16,7 +16,7 @@ from groklab.runs import RunError
 __all__ = ["METRICS", "render"]
 
 METRICS = ("test_acc", "train_acc", "test_loss", "train_loss", "weight_norm")
-TABLE = ["run", "state", "steps", "test_acc", "memorization_step", "grok_step", "delay", "key_frequencies"]
+TABLE = ["run", "state", "steps", "test_acc", "memorization_step", "grokking_step", "delay", "key_frequencies"]
 
 
 def _select(labels: list[str]) -> None:
@@ -61,7 +61,7 @@ def _sweep(runs_dir: Path, sweep_dir: Path, labels: list[str]) -> None:
     counts: dict[str, int] = {}
     for r in rows:
         counts[str(r.get("state"))] = counts.get(str(r.get("state")), 0) + 1
-    grokked = sum(1 for r in rows if r.get("grok_step") not in (None, ""))
+    grokked = sum(1 for r in rows if r.get("grokking_step") not in (None, ""))
     st.markdown(
         f"**{name}**: {len(rows)} points ({', '.join(f'{n} {s}' for s, n in sorted(counts.items()))}), "
         f"{grokked} grokked; varied: {', '.join(varied) or 'nothing'} (from the {source})."

@@ -15,9 +15,9 @@ __all__ = ["COLUMNS", "GROKKED_CHOICES", "filter_rows", "render"]
 
 COLUMNS = [
     "run", "op", "p", "train_frac", "state", "steps", "train_acc", "test_acc",
-    "memorization_step", "grok_step", "delay", "key_frequencies", "analysed",
+    "memorization_step", "grokking_step", "delay", "key_frequencies", "analysed",
 ]  # fmt: skip
-INT_COLUMNS = ["p", "steps", "memorization_step", "grok_step", "delay"]
+INT_COLUMNS = ["p", "steps", "memorization_step", "grokking_step", "delay"]
 GROKKED_CHOICES = ("any", "grokked", "not grokked")
 
 
@@ -64,7 +64,7 @@ def render(runs_dir: Path, refs: list[RunRef]) -> None:
         column_config={
             "train_acc": st.column_config.NumberColumn(format="%.4f"),
             "test_acc": st.column_config.NumberColumn(format="%.4f"),
-            "grok_step": st.column_config.NumberColumn(help="first evaluation with test accuracy >= 0.95, held"),
+            "grokking_step": st.column_config.NumberColumn(help="first evaluation with test accuracy >= 0.95, held"),
             "memorization_step": st.column_config.NumberColumn(help="first evaluation with train accuracy >= 0.99"),
         },
     )
