@@ -44,7 +44,7 @@ def build_run(path: Path, steps: int, every: int, overrides: list[str]) -> dict[
     t_train = time.perf_counter() - t0
     t0 = time.perf_counter()
     a = analyze_run(run)
-    run.write_analysis(a.summary, a.progress, a.fourier, a.neurons, a.ablation)
+    run.write_analysis(a)
     return {"train_s": round(t_train, 1), "analyze_s": round(time.perf_counter() - t0, 1)}
 
 

@@ -48,5 +48,5 @@ def analysed_run(tmp_path_factory) -> Path:
     run, result = start_training(load_config("debug", GROKKING_DEBUG), out)
     assert result.state == "completed"
     a = analyze_run(run)
-    run.write_analysis(a.summary, a.progress, a.fourier, a.neurons, a.ablation)
+    run.write_analysis(a)
     return out

@@ -1,5 +1,6 @@
 import json
 
+from groklab.records import to_json
 from groklab.runs import Run
 
 
@@ -24,16 +25,15 @@ def test_analyze_writes_every_record(tmp_path, cli):
     r = cli("analyze", out)
     assert r.returncode == 0, r.stderr
     run = Run(out)
-    summary = run.analysis("summary")
-    progress = run.analysis("progress")
-    assert [p["step"] for p in progress] == [s for s, _ in run.checkpoints()]
-    assert all(p["key_frequencies"] == summary["key_frequencies"] for p in progress)  # fixed over training
-    assert {c["name"] for c in summary["criteria"]} >= {"generalization", "key_frequency_ablation", "control_ablation"}
-    for name in ("fourier", "neurons", "ablation"):
-        assert isinstance(run.analysis(name), dict)
+    summary, progress = run.analysis.summary, run.analysis.progress
+    assert [p.step for p in progress] == run.steps
+    assert all(p.key_frequencies == summary.key_frequencies for p in progress)  # fixed over training
+    assert {c.name for c in summary.criteria} >= {"generalization", "key_frequency_ablation", "control_ablation"}
+    for name in ("fourier", "neurons", "ablation", "summary", "progress"):  # JSON on disk = the typed records
+        assert run.read_record(name) == to_json(getattr(run.analysis, name))
     # the grokking step agrees with the metrics log by the DESIGN definition
-    m = run.metrics()
-    g = summary["events"]["grokking_step"]
+    m = run.metric_records()
+    g = summary.events.grokking_step
     assert g is not None and all(r["test_acc"] >= 0.95 for r in m if r["step"] >= g)
     assert [r for r in m if r["step"] < g][-1]["test_acc"] < 0.95
 
@@ -70,6 +70,6 @@ def test_analyze_skips_corrupt_checkpoint_and_running_run(tmp_path, cli):
     r = cli("analyze", out)
     assert r.returncode == 0, r.stderr
     assert "step_0000100.pt" in r.stderr and "still being written" in r.stderr
-    steps = [p["step"] for p in run.analysis("progress")]
+    steps = [p.step for p in run.analysis.progress]
     assert 100 not in steps and steps[-1] == 300
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before  # nothing else touched

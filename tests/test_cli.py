@@ -91,7 +91,7 @@ def test_corrupt_checkpoint_named_and_fallback(tmp_path, cli):
     r = cli("train", "--resume", out)
     assert r.returncode == 0, r.stderr
     assert "step_0000300.pt" in r.stderr and "corrupt" in r.stderr and "step_0000200.pt" in r.stderr
-    assert run.status()["state"] == "completed" and run.metrics()[-1]["step"] == 300
+    assert run.status()["state"] == "completed" and run.metric_records()[-1]["step"] == 300
     for _, path in run.checkpoints():
         path.write_bytes(b"garbage")
     assert_one_line_error(cli("train", "--resume", out), "no valid checkpoint")

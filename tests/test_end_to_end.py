@@ -9,20 +9,20 @@ def test_quick_preset_groks_and_is_taken_apart(tmp_path, cli):
     r = cli("train", "--config", "quick", "--out", out, timeout=600)
     assert r.returncode == 0, r.stderr
     run = Run(out)
-    metrics = run.metrics()
+    metrics = run.metric_records()
     assert metrics[-1]["test_acc"] >= 0.95
 
     r = cli("analyze", out, timeout=600)
     assert r.returncode == 0, r.stderr
-    summary = run.analysis("summary")
-    events = summary["events"]
-    assert events["memorization_step"] is not None and events["grokking_step"] is not None
-    assert events["delay"] == events["grokking_step"] - events["memorization_step"] > 0
+    analysis = run.analysis
+    events = analysis.events
+    assert events.memorization_step is not None and events.grokking_step is not None
+    assert events.delay == events.grokking_step - events.memorization_step > 0
 
     p = load_config("quick").task.p
-    keys = summary["key_frequencies"]
+    keys = analysis.key_frequencies
     assert keys and len(set(keys)) == len(keys) and all(1 <= k <= (p - 1) // 2 for k in keys)
-    assert summary["key_frequency_source"] == "neuron clusters"
-    ablation = run.analysis("ablation")
-    assert ablation["frequency"]["key"]["acc_drop"] >= 30
-    assert ablation["frequency"]["control"]["acc_drop"]["mean"] < 5
+    assert analysis.summary.key_frequency_source == "neuron clusters"
+    freq = analysis.ablation.frequency
+    assert freq is not None and freq.key.acc_drop >= 30
+    assert freq.control.acc_drop is not None and freq.control.acc_drop.mean < 5

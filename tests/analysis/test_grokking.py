@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import math
+from types import SimpleNamespace
 
 import pytest
 
 from groklab.analysis.grokking import (
+    final_metrics,
     grokking_events,
     half_drop_step,
+    joined_records,
     phase_boundaries,
     success_criteria,
-    summary_record,
 )
+from groklab.records import ControlAblation, FrequencyAblation, FrequencyDraw, Phases, Spread, from_json, to_json
 
 STEPS = list(range(0, 10001, 100))
 
@@ -49,20 +52,23 @@ def progress(t: int) -> dict:
 
 METRICS = [curve(t) for t in STEPS]
 PROGRESS = [progress(t) for t in STEPS[::5]]
-ABLATION = {
-    "frequency": {
-        "key": {"frequencies": [4, 14, 35], "acc_drop": 92.0},
-        "control": {"acc_drop": {"mean": 0.4, "std": 0.1}, "draws": [{}] * 10},
-    },
-    "frequency_reason": None,
-}
+
+
+def ablation(keys: list[int], key_drop: float, control_drop: float | None, n_draws: int) -> SimpleNamespace:
+    """The part of an AblationReport the criteria read: the frequency ablation and its control."""
+    draw = FrequencyDraw(keys, 1.0 - key_drop / 100, 1.0, key_drop)
+    control = ControlAblation(len(keys), None, [draw] * n_draws, None if control_drop is None else Spread(control_drop, 0.1), None)
+    return SimpleNamespace(frequency=FrequencyAblation(draw, control), frequency_reason=None)
+
+
+ABLATION = ablation([4, 14, 35], 92.0, 0.4, 10)
 
 
 def test_events_on_a_grokking_curve():
     ev = grokking_events(METRICS)
     assert ev.memorization_step == 1000 and ev.grokking_step == 7000 and ev.delay == 6000
     assert ev.reasons == {} and ev.last_step == 10000 and ev.n_evals == len(STEPS)
-    assert grokking_events(list(reversed(METRICS))).to_dict() == ev.to_dict()  # order of records does not matter
+    assert grokking_events(list(reversed(METRICS))) == ev  # order of records does not matter
 
 
 def test_test_accuracy_that_touches_95_and_falls_back_is_not_grokking():
@@ -106,15 +112,15 @@ def test_phases_on_a_synthetic_curve():
     assert ph.gap_max == pytest.approx(math.log(1e4))
     assert ph.cleanup_start in (5300, 5400) and ph.cleanup_end in (7700, 7800)
     assert ph.first_step == 0 and ph.last_step == 10000 and ph.reasons == {}
-    assert [c["phase"] for c in ph.changes] == ["memorization", "circuit_formation", "cleanup"]
+    assert [c.phase for c in ph.changes] == ["memorization", "circuit_formation", "cleanup"]
     assert set(ph.rules) == {"memorization", "circuit_formation", "cleanup"}
     # progress records (coarser) with the finer events, as the run analysis does
     ph2 = phase_boundaries(PROGRESS, grokking_events(METRICS))
     assert ph2.memorization_end == 1000 and ph2.cleanup_start == 5500 and ph2.cleanup_end == 8000
-    form = next(c for c in ph2.changes if c["phase"] == "circuit_formation")["measures"]
+    form = next(c for c in ph2.changes if c.phase == "circuit_formation").measures
     assert form["excluded_loss"]["end"] > form["excluded_loss"]["start"]  # rises while the circuit forms
     assert form["restricted_loss"]["end"] < form["restricted_loss"]["start"]
-    json.dumps(ph2.to_dict(), allow_nan=False)
+    assert from_json(Phases, json.loads(json.dumps(to_json(ph2), allow_nan=False))) == ph2
 
 
 def test_a_loss_spike_is_not_a_phase_boundary():
@@ -179,18 +185,11 @@ def test_success_criteria_all_pass_on_a_reproduction():
     assert crit["key_frequency_ablation"].value == 92.0 and crit["control_ablation"].value == 0.4
     # restricted loss halfway (ln 3 -> ln 1e-3) at 3500 by the 500-step progress grid; test loss at 6500
     assert crit["restricted_before_test"].value == pytest.approx(6500 - 3500)
-    for c in crit.values():
-        assert set(c.to_dict()) == {"name", "value", "threshold", "comparison", "passed", "detail"}
 
 
 def test_success_criteria_fail_honestly():
     not_grokked = [dict(r, test_acc=min(r["test_acc"], 0.9)) for r in METRICS]
-    bad_ablation = {
-        "frequency": {
-            "key": {"frequencies": [1], "acc_drop": 12.0},
-            "control": {"acc_drop": {"mean": 7.0}, "draws": []},
-        }
-    }
+    bad_ablation = ablation([1], 12.0, 7.0, 0)
     late = [dict(r, restricted_loss=r["test_loss"] * 2) for r in PROGRESS]  # falls with test loss, not before
     crit = {c.name: c for c in success_criteria(not_grokked, late, bad_ablation, gini_threshold=0.9)}
     assert not any(c.passed for c in crit.values() if c.name != "memorization_first")
@@ -200,15 +199,16 @@ def test_success_criteria_fail_honestly():
     assert none["key_frequency_ablation"].value is None and not none["key_frequency_ablation"].passed
     assert none["key_frequency_ablation"].detail == "no ablation report"
     assert none["embedding_concentrated"].value is None and none["restricted_before_test"].value is None
-    no_keys = {"frequency": None, "frequency_reason": "no key frequencies were found"}
+    no_keys = SimpleNamespace(frequency=None, frequency_reason="no key frequencies were found")
     crit = {c.name: c for c in success_criteria(METRICS, PROGRESS, no_keys)}
     assert crit["key_frequency_ablation"].detail == "no key frequencies were found"
 
 
-def test_summary_record_is_json():
-    neurons = {"key_frequencies": [{"k": 4, "count": 30}], "embedding_key_frequencies": [4], "agreement": {}}
-    s = summary_record(METRICS, PROGRESS, neurons, ABLATION)
-    json.dumps(s, allow_nan=False)
-    assert s["events"]["grokking_step"] == 7000 and s["phases"]["cleanup_start"] in (5300, 5400)
-    assert s["all_passed"] and len(s["criteria"]) == 6 and s["final"]["step"] == 10000
-    assert s["key_frequencies"] == [{"k": 4, "count": 30}]
+def test_joined_records_and_final_metrics():
+    joined = joined_records(METRICS, PROGRESS)
+    assert [r["step"] for r in joined] == STEPS
+    at = {r["step"]: r for r in joined}
+    assert at[500]["restricted_loss"] == PROGRESS[1]["restricted_loss"] and "restricted_loss" not in at[600]
+    final = final_metrics(METRICS)
+    assert final.step == 10000 and final.test_acc == 1.0
+    assert final_metrics([]).step is None

@@ -26,6 +26,7 @@ from groklab.analysis.progress import progress_measures
 from groklab.config import ModelConfig
 from groklab.data import make_dataset, make_split
 from groklab.models import MLPModel, Transformer
+from groklab.records import to_json
 
 M_PHASES = 8
 
@@ -133,13 +134,13 @@ def test_handbuilt_model_is_exact(built):
 def test_key_frequencies_recovered_by_both_methods(built):
     _, model, ds, *_ = built
     na = analyze_neurons(model, ds)
-    assert na.defined and na.keys == KEYS
-    assert na.key_frequencies == [{"k": 3, "count": M_PHASES}, {"k": 7, "count": M_PHASES}]
+    assert na.defined and na.key_frequencies == KEYS
+    assert na.key_frequency_counts == {3: M_PHASES, 7: M_PHASES}
     assert na.embedding_key_frequencies == KEYS
-    assert na.agreement["identical"] and na.agreement["jaccard"] == 1.0
+    assert na.agreement.identical and na.agreement.jaccard == 1.0
     assert min(na.neuron_score) > 0.9  # relu(cos A + cos B) keeps ~96% of its variance at its frequency
     assert na.n_clustered == len(KEYS) * M_PHASES
-    json.dumps(na.to_dict(), allow_nan=False)
+    json.dumps(to_json(na), allow_nan=False)
 
 
 def test_progress_measures_of_the_construction(built):
@@ -163,7 +164,7 @@ def test_progress_measures_of_the_construction(built):
     # measured with the wrong frequencies, the same model looks like it has no algorithm
     wrong = progress_measures(model, ds, train, test, [1, 2], step=7)
     assert wrong.restricted_loss > math.log(P) - 0.01 and wrong.cos_fraction < 1e-6
-    json.dumps(rec.to_dict(), allow_nan=False)
+    json.dumps(to_json(rec), allow_nan=False)
 
 
 def test_logit_fourier_norms_sit_on_the_key_blocks(built):
@@ -181,37 +182,37 @@ def test_logit_fourier_norms_sit_on_the_key_blocks(built):
 def test_ablations_of_the_construction(built):
     name, model, ds, _, test = built
     na = analyze_neurons(model, ds)
-    rep = ablation_report(model, ds, test, na.keys, na.cluster_dict(), na.neuron_frequency, n_draws=10, seed=0)
-    d = rep.to_dict()
-    json.dumps(d, allow_nan=False)
-    assert d["baseline"]["test_acc"] == 1.0
+    rep = ablation_report(model, ds, test, na.key_frequencies, na.cluster_dict(), na.neuron_frequency, n_draws=10, seed=0)
+    d = rep
+    json.dumps(to_json(d), allow_nan=False)
+    assert d.baseline.test_acc == 1.0
     # removing the key frequencies from W_E leaves nothing: uniform logits, loss log p, chance accuracy
-    key = d["frequency"]["key"]
-    assert key["frequencies"] == KEYS
-    assert key["test_loss"] == pytest.approx(math.log(P), abs=1e-3)
-    assert key["test_acc"] < 0.2 and key["acc_drop"] > 80
+    key = d.frequency.key
+    assert key.frequencies == KEYS
+    assert key.test_loss == pytest.approx(math.log(P), abs=1e-3)
+    assert key.test_acc < 0.2 and key.acc_drop > 80
     # removing as many random non-key frequencies changes nothing
-    ctrl = d["frequency"]["control"]
-    assert len(ctrl["draws"]) == 10 and ctrl["n_frequencies"] == 2
-    for draw in ctrl["draws"]:
-        assert not set(draw["frequencies"]) & set(KEYS) and len(draw["frequencies"]) == 2
-        assert draw["test_acc"] == 1.0
-    assert ctrl["acc_drop"]["mean"] == 0.0
+    ctrl = d.frequency.control
+    assert len(ctrl.draws) == 10 and ctrl.n_frequencies == 2
+    for draw in ctrl.draws:
+        assert not set(draw.frequencies) & set(KEYS) and len(draw.frequencies) == 2
+        assert draw.test_acc == 1.0
+    assert ctrl.acc_drop.mean == 0.0
     # neurons: every neuron matters a little, both clusters together everything
-    neurons = d["neurons"]
-    assert len(neurons["importance"]) == len(KEYS) * M_PHASES and min(neurons["importance"]) > 0
-    assert [c["k"] for c in neurons["clusters"]] == KEYS
-    assert neurons["all_clusters"]["test_loss"] == pytest.approx(math.log(P), abs=0.05)
-    for c in neurons["clusters"]:  # one frequency left still answers most inputs
-        assert c["size"] == M_PHASES and c["ablated"]["test_acc"] > 0.5
-        assert c["random"]["n_draws"] == 10
-    cum = neurons["cumulative"]
-    assert cum["n_ablated"][0] == 0 and cum["test_acc"][0] == 1.0 and cum["test_acc"][-1] < 0.2
-    assert cum["n_to_below_half"] is not None and 1 <= cum["n_to_below_half"] <= len(KEYS) * M_PHASES
-    assert cum["test_acc"][cum["n_to_below_half"]] < 0.5
-    assert all(a >= 0.5 for a in cum["test_acc"][: cum["n_to_below_half"]])
+    neurons = d.neurons
+    assert len(neurons.importance) == len(KEYS) * M_PHASES and min(neurons.importance) > 0
+    assert [c.k for c in neurons.clusters] == KEYS
+    assert neurons.all_clusters.test_loss == pytest.approx(math.log(P), abs=0.05)
+    for c in neurons.clusters:  # one frequency left still answers most inputs
+        assert c.size == M_PHASES and c.ablated.test_acc > 0.5
+        assert c.random.n_draws == 10
+    cum = neurons.cumulative
+    assert cum.n_ablated[0] == 0 and cum.test_acc[0] == 1.0 and cum.test_acc[-1] < 0.2
+    assert cum.n_to_below_half is not None and 1 <= cum.n_to_below_half <= len(KEYS) * M_PHASES
+    assert cum.test_acc[cum.n_to_below_half] < 0.5
+    assert all(a >= 0.5 for a in cum.test_acc[: cum.n_to_below_half])
     if name == "transformer":  # the only head carries a and b to `=`
-        assert [(h["layer"], h["head"]) for h in d["heads"]] == [(0, 0)]
-        assert d["heads"][0]["test_acc"] < 0.2
+        assert [(h.layer, h.head) for h in d.heads] == [(0, 0)]
+        assert d.heads[0].test_acc < 0.2
     else:
-        assert d["heads"] is None and "no attention heads" in d["heads_reason"]
+        assert d.heads is None and "no attention heads" in d.heads_reason

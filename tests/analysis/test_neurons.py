@@ -22,6 +22,7 @@ from groklab.analysis.neurons import (
 from groklab.config import ModelConfig
 from groklab.data import make_dataset
 from groklab.models import build_model
+from groklab.records import Agreement
 
 D = torch.float64
 
@@ -104,8 +105,8 @@ def test_key_frequencies_from_embedding_norms():
 
 def test_agreement():
     agree = frequency_agreement([3, 7, 9], [7, 3, 11])
-    assert agree == {"both": [3, 7], "only_neurons": [9], "only_embedding": [11], "jaccard": 0.5, "identical": False}
-    assert frequency_agreement([], [])["identical"] and frequency_agreement([], [])["jaccard"] == 1.0
+    assert agree == Agreement(both=[3, 7], only_neurons=[9], only_embedding=[11], jaccard=0.5, identical=False)
+    assert frequency_agreement([], []).identical and frequency_agreement([], []).jaccard == 1.0
 
 
 @pytest.mark.parametrize("arch", ["transformer", "mlp"])
@@ -141,6 +142,6 @@ def test_random_model_is_analysed_without_inventing_clusters():
     assert na.defined and na.note is None
     assert len(na.neuron_frequency) == 32 and len(na.fve) == 32 and len(na.fve[0]) == n_freqs(p)
     for c in na.clusters:  # every listed member really scores >= 0.85 at that frequency
-        for n in c["neurons"]:
-            assert na.neuron_frequency[n] == c["k"] and na.neuron_score[n] >= 0.85
-    assert na.n_clustered == sum(c["size"] for c in na.clusters)
+        for n in c.neurons:
+            assert na.neuron_frequency[n] == c.k and na.neuron_score[n] >= 0.85
+    assert na.n_clustered == sum(c.size for c in na.clusters)

@@ -22,6 +22,7 @@ from groklab.analysis.progress import FOURIER_FIELDS, fourier_null_reason, progr
 from groklab.config import ModelConfig
 from groklab.data import OPERATIONS, make_dataset, make_split
 from groklab.models import build_model
+from groklab.records import to_json
 
 P = 11
 CFG = ModelConfig(d_model=16, n_heads=2, d_head=8, d_mlp=24)
@@ -67,14 +68,14 @@ def test_every_measure_follows_its_definition(op, arch):
     assert rec.trig_fve_logits == pytest.approx(trig_fve(logits, P, K, additive), rel=1e-4)
     assert rec.cos_fraction == pytest.approx(cos_fraction(logits, P, K, additive), rel=1e-4)
     assert rec.null_reasons == {}
-    json.dumps(rec.to_dict(), allow_nan=False)
+    json.dumps(to_json(rec), allow_nan=False)
 
 
 @pytest.mark.parametrize("op", ["mul", "div", "x2+y2", "x2+xy+y2", "x3+xy"])
 def test_non_additive_operations_get_nulls_with_reasons(op):
     model, ds, train, test = setup(op)
     rec = progress_measures(model, ds, train, test, [1, 2])
-    d = rec.to_dict()
+    d = to_json(rec)
     for f in FOURIER_FIELDS:
         assert d[f] is None and "additive" in d["null_reasons"][f]
     # what is defined is computed: losses, accuracies, norms and the spectra of the weights

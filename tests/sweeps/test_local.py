@@ -54,7 +54,7 @@ def test_valid_points_complete_and_invalid_ones_are_recorded(local_sweep):
         if float(row["task.train_frac"]) in VALID:
             assert (row["state"], row["steps"], row["error"]) == ("completed", "300", "")
             assert float(row["train_acc"]) > 0.9  # the debug model memorizes in 300 steps
-            metrics = Run(out / "runs" / row["run_id"]).metrics()
+            metrics = Run(out / "runs" / row["run_id"]).metric_records()
             assert row["test_acc"] == str(metrics[-1]["test_acc"])
         else:
             assert row["state"] == "failed"

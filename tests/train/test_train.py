@@ -8,13 +8,13 @@ import pytest
 import torch
 
 from groklab.config import load_config
-from groklab.runs import Run
-from groklab.train import load_checkpoint, resume_training, start_training
+from groklab.runs import Run, load_checkpoint
+from groklab.train import resume_training, start_training
 from groklab.train.checkpoint import checkpoint_steps
 
 
 def _metrics(run_dir):
-    return [{k: v for k, v in r.items() if k != "elapsed_s"} for r in Run(run_dir).metrics()]
+    return [{k: v for k, v in r.items() if k != "elapsed_s"} for r in Run(run_dir).metric_records()]
 
 
 def _final_weights(run_dir):
@@ -42,18 +42,18 @@ def test_run_directory_layout(tmp_path):
     run, result = start_training(cfg, tmp_path / "r")
     assert result.state == "completed" and result.step == 40
     assert json.loads((run.path / "status.json").read_text()) == {"state": "completed", "step": 40, "error": None}
-    steps = [r["step"] for r in run.metrics()]
+    steps = [r["step"] for r in run.metric_records()]
     assert steps == [0, 15, 30, 40]
     keys = {"step", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "weight_norm", "elapsed_s"}
-    assert keys <= set(run.metrics()[0])
+    assert keys <= set(run.metric_records()[0])
     assert [s for s, _ in run.checkpoints()] == [0, 1, 2, 5, 10, 20, 40]
     latest = load_checkpoint(run.checkpoint_dir / "latest.pt")
     assert latest["step"] == 40
     # warmup: lr factor min(step / 10, 1) as in Nanda et al.; first logged lr at step 0 is 0
-    assert run.metrics()[0]["lr"] == 0.0 and run.metrics()[-1]["lr"] == cfg.optim.lr
+    assert run.metric_records()[0]["lr"] == 0.0 and run.metric_records()[-1]["lr"] == cfg.optim.lr
     # weight norm in the metrics is the norm of the saved weights
     sq = sum(v.double().pow(2).sum() for v in latest["model"].values())
-    assert abs(run.metrics()[-1]["weight_norm"] ** 2 - float(sq)) < 1e-6 * float(sq)
+    assert abs(run.metric_records()[-1]["weight_norm"] ** 2 - float(sq)) < 1e-6 * float(sq)
 
 
 @pytest.mark.parametrize("batch", ["null", "32"])
@@ -148,7 +148,7 @@ def test_stop_after_grok(tmp_path):
     over = ["task.train_frac=0.8", "optim.lr=5e-3", "optim.weight_decay=2.0", "train.steps=5000", "train.eval_every=10"]
     cfg = load_config("debug", [*over, "train.stop_after_grok=50"])
     run, result = start_training(cfg, tmp_path / "r")
-    m = run.metrics()
+    m = run.metric_records()
     assert result.state == "completed" and result.step < 5000
     held = [r["step"] for r in m if r["test_acc"] >= 0.99]
     assert m[-1]["test_acc"] >= 0.99 and result.step - held[0] >= 50
