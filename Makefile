@@ -19,7 +19,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	touch $@
 
 $(VENV)/.installed-all: $(VENV)/.installed
-	$(BIN)/pip install --quiet -c $(CONSTRAINT) -e '.[dev,dashboard,ray]'
+	$(BIN)/pip install --quiet -c $(CONSTRAINT) -e '.[dev,dashboard,ray,tl]'
 	touch $@
 
 install: $(VENV)/.installed
