@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from groklab.runs import Run, atomic_write, is_run_dir
+from groklab.runs import Run, RunError, atomic_write, is_run_dir
 from groklab.sweeps.spec import Point, SweepError
 
 __all__ = [
@@ -48,7 +48,7 @@ SUMMARY_COLUMNS = (
     "memorization_step",
     "grokking_step",
     "delay",
-    "n_key_freqs",
+    "n_key_frequencies",
     "error",
 )
 
@@ -91,22 +91,14 @@ def write_failures(sweep_dir: Path, failures: dict[str, str]) -> None:
     atomic_write(Path(sweep_dir) / "failures.json", json.dumps(failures, indent=1, sort_keys=True) + "\n")
 
 
-def n_key_freqs(run: Run) -> int | None:
-    """Number of key frequencies from ``analysis/summary.json`` (``n_key_freqs``, or the length of
-    ``key_frequencies`` / ``key_freqs``); None when the run has not been analysed."""
+def n_key_frequencies(run: Run) -> int | None:
+    """Number of key frequencies of the run's analysis; None when it has not been analysed."""
+    if not run.has_analysis():
+        return None
     try:
-        data = json.loads((run.analysis_dir / "summary.json").read_text())
-    except (OSError, json.JSONDecodeError):
+        return len(run.analysis.key_frequencies)
+    except RunError:
         return None
-    if not isinstance(data, dict):
-        return None
-    for key in ("n_key_freqs", "n_key_frequencies"):
-        if isinstance(data.get(key), int):
-            return int(data[key])
-    for key in ("key_frequencies", "key_freqs"):
-        if isinstance(data.get(key), list):
-            return len(data[key])
-    return None
 
 
 def point_row(sweep_dir: Path, run_id: str, values: dict[str, Any], error: str | None = None) -> dict[str, Any]:
@@ -125,7 +117,7 @@ def point_row(sweep_dir: Path, run_id: str, values: dict[str, Any], error: str |
         run = Run(path)
         facts = run_row(run)
         row.update({k: facts.get(k) for k in SUMMARY_COLUMNS if k in facts})
-        row["n_key_freqs"] = n_key_freqs(run)
+        row["n_key_frequencies"] = n_key_frequencies(run)
         if row["state"] == "running" and not run.is_locked():
             row["state"] = "interrupted"  # its writer died; the next sweep run resumes it
     else:
