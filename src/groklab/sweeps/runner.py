@@ -91,85 +91,117 @@ def run_sweep(
 ) -> SweepOutcome:
     """Run every point of ``points`` into ``sweep_dir/runs`` and keep the aggregates current.
     The executor is closed on return."""
-    sweep_dir = Path(sweep_dir).absolute()  # workers (Ray's above all) may run in another directory
-    runs_dir(sweep_dir).mkdir(parents=True, exist_ok=True)
-    write_sweep_yaml(sweep_dir, spec.raw, points)
-    failures = {rid: err for rid, err in read_failures(sweep_dir).items() if rid in {p.run_id for p in points}}
-    queue: deque[Point] = deque()
-    completed = failed = 0
-    for p in points:
-        path = runs_dir(sweep_dir) / p.run_id
-        if not p.valid:
-            failures[p.run_id] = p.error or "invalid"
-            failed += 1
-            continue
-        state = Run(path).status()["state"] if is_run_dir(path) else ("failed" if p.run_id in failures else None)
-        if state == "completed":
-            completed += 1
-        elif state == "failed" and not retry_failed:
-            failed += 1
-        else:
-            failures.pop(p.run_id, None)
-            queue.append(p)
-    write_failures(sweep_dir, failures)
-
-    varied = spec.varied_keys
-    rows = {p.run_id: point_row(sweep_dir, p.run_id, p.values, failures.get(p.run_id)) for p in points}
-    write_aggregates(sweep_dir, spec.name, varied, list(rows.values()))
-    last_figs = time.monotonic()
-    by_id = {p.run_id: p for p in points}
-    attempts: dict[str, int] = {}
-    progress = SweepProgress(len(points), completed + failed, completed, failed, 0, len(queue))
-
-    def task_for(p: Point) -> PointTask:
-        return PointTask(p.run_id, str(runs_dir(sweep_dir) / p.run_id), p.config, threads, retry_failed, lock_wait_s)
-
-    def update(last: PointResult | None = None) -> None:
-        progress.running, progress.queued, progress.last = executor.running, len(queue), last
-        progress.finished = progress.completed + progress.failed
-        if on_update is not None:
-            on_update(progress)
-
+    sweep = _Sweep(spec, points, Path(sweep_dir).absolute(), executor, threads, retry_failed, lock_wait_s)
+    sweep.plan()
     stop = _StopFlag()
-    update()
     try:
         with stop.installed():
-            while queue or executor.running:
-                if stop.count >= 2:
-                    executor.close(force=True)
-                    break
-                if stop.count == 1 and not progress.stopping:
-                    progress.stopping = True
-                    queue.clear()
-                    executor.interrupt()
-                    update()
-                while queue and executor.running < executor.capacity and not stop.count:
-                    executor.submit(task_for(queue.popleft()))
-                    update()
-                for task, outcome in executor.poll(timeout=0.25):
-                    result = _settle(task, outcome, attempts, max_retries, failures, stopping=bool(stop.count))
-                    if result is None:  # the worker died: resubmit first
-                        queue.appendleft(by_id[task.run_id])
-                        continue
-                    if result.state == "completed":
-                        progress.completed += 1
-                    elif result.state == "failed":
-                        progress.failed += 1
-                    write_failures(sweep_dir, failures)
-                    p = by_id[task.run_id]
-                    rows[p.run_id] = point_row(sweep_dir, p.run_id, p.values, failures.get(p.run_id))
-                    figs = time.monotonic() - last_figs >= figure_every_s
-                    write_aggregates(sweep_dir, spec.name, varied, list(rows.values()), figures=figs)
-                    last_figs = time.monotonic() if figs else last_figs
-                    update(result)
+            sweep.loop(stop, max_retries, figure_every_s, on_update)
     finally:
         executor.close(force=stop.count >= 2)
-    final = [point_row(sweep_dir, p.run_id, p.values, failures.get(p.run_id)) for p in points]
-    write_aggregates(sweep_dir, spec.name, varied, final)
+    final = sweep.rows_now()
+    write_aggregates(sweep.dir, spec.name, spec.varied_keys, final)
     counts: dict[str, int] = {}
     for row in final:
         counts[row["state"]] = counts.get(row["state"], 0) + 1
-    return SweepOutcome(sweep_dir, final, stopped=bool(stop.count), counts=counts)
+    return SweepOutcome(sweep.dir, final, stopped=bool(stop.count), counts=counts)
+
+
+class _Sweep:
+    """The state of one invocation of a sweep: its queue, failures and summary rows."""
+
+    def __init__(
+        self, spec: SweepSpec, points: list[Point], sweep_dir: Path, executor: Executor, threads: int,
+        retry_failed: bool, lock_wait_s: float,
+    ) -> None:  # fmt: skip
+        self.spec, self.points, self.dir, self.executor = spec, points, sweep_dir, executor  # absolute: workers
+        self.threads, self.retry_failed, self.lock_wait_s = threads, retry_failed, lock_wait_s  # may run elsewhere
+        self.by_id = {p.run_id: p for p in points}
+        self.queue: deque[Point] = deque()
+        self.failures: dict[str, str] = {}
+        self.attempts: dict[str, int] = {}
+        self.rows: dict[str, dict[str, Any]] = {}
+
+    def plan(self) -> None:
+        """Queue what needs running; count what is done; record invalid points as failed."""
+        runs_dir(self.dir).mkdir(parents=True, exist_ok=True)
+        write_sweep_yaml(self.dir, self.spec.raw, self.points)
+        self.failures = {rid: err for rid, err in read_failures(self.dir).items() if rid in self.by_id}
+        completed = failed = 0
+        for p in self.points:
+            path = runs_dir(self.dir) / p.run_id
+            if not p.valid:
+                self.failures[p.run_id] = p.error or "invalid"
+                failed += 1
+                continue
+            known = "failed" if p.run_id in self.failures else None
+            state = Run(path).status()["state"] if is_run_dir(path) else known
+            if state == "completed":
+                completed += 1
+            elif state == "failed" and not self.retry_failed:
+                failed += 1
+            else:
+                self.failures.pop(p.run_id, None)
+                self.queue.append(p)
+        write_failures(self.dir, self.failures)
+        self.rows = {p.run_id: self.row(p) for p in self.points}
+        write_aggregates(self.dir, self.spec.name, self.spec.varied_keys, list(self.rows.values()))
+        self.progress = SweepProgress(len(self.points), completed + failed, completed, failed, 0, len(self.queue))
+
+    def row(self, p: Point) -> dict[str, Any]:
+        return point_row(self.dir, p.run_id, p.values, self.failures.get(p.run_id))
+
+    def rows_now(self) -> list[dict[str, Any]]:
+        return [self.row(p) for p in self.points]
+
+    def task_for(self, p: Point) -> PointTask:
+        path = str(runs_dir(self.dir) / p.run_id)
+        return PointTask(p.run_id, path, p.config, self.threads, self.retry_failed, self.lock_wait_s)
+
+    def loop(
+        self,
+        stop: _StopFlag,
+        max_retries: int,
+        figure_every_s: float,
+        on_update: Callable[[SweepProgress], None] | None,
+    ) -> None:
+        """Submit while there is capacity, settle what ends, until nothing is queued or running."""
+        ex, progress, last_figs = self.executor, self.progress, time.monotonic()
+
+        def update(last: PointResult | None = None) -> None:
+            progress.running, progress.queued, progress.last = ex.running, len(self.queue), last
+            progress.finished = progress.completed + progress.failed
+            if on_update is not None:
+                on_update(progress)
+
+        update()
+        while self.queue or ex.running:
+            if stop.count >= 2:
+                ex.close(force=True)
+                return
+            if stop.count == 1 and not progress.stopping:
+                progress.stopping = True
+                self.queue.clear()
+                ex.interrupt()
+                update()
+            while self.queue and ex.running < ex.capacity and not stop.count:
+                ex.submit(self.task_for(self.queue.popleft()))
+                update()
+            for task, outcome in ex.poll(timeout=0.25):
+                result = _settle(task, outcome, self.attempts, max_retries, self.failures, stopping=bool(stop.count))
+                if result is None:  # the worker died: resubmit first
+                    self.queue.appendleft(self.by_id[task.run_id])
+                    continue
+                progress.completed += result.state == "completed"
+                progress.failed += result.state == "failed"
+                write_failures(self.dir, self.failures)
+                self.rows[task.run_id] = self.row(self.by_id[task.run_id])
+                figs = time.monotonic() - last_figs >= figure_every_s
+                write_aggregates(
+                    self.dir, self.spec.name, self.spec.varied_keys, list(self.rows.values()), figures=figs
+                )
+                last_figs = time.monotonic() if figs else last_figs
+                update(result)
 
 
 def _settle(
