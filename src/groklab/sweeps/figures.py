@@ -18,6 +18,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from groklab.conventions import event_rule
 from groklab.sweeps.spec import axis_keys
 
 __all__ = ["EFFECTIVE_WD", "phase_diagrams", "phase_diagram"]
@@ -44,70 +45,77 @@ def phase_diagram(rows: list[dict[str, Any]], key: str, group_keys: list[str], t
     xs_all = sorted({_hashable(r[key]) for r in done}, key=_sort_key)
     numeric = bool(xs_all) and all(isinstance(x, int | float) and not isinstance(x, bool) for x in xs_all)
     position = (lambda x: x) if numeric else {x: i for i, x in enumerate(xs_all)}.__getitem__
-
-    groups: dict[tuple[Any, ...], dict[Any, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for r in done:
-        g = tuple(_hashable(r.get(k)) for k in group_keys)
-        grok = r.get("grokking_step")
-        groups[g][_hashable(r[key])].append(NEVER if grok is None or grok == "" else float(grok))
+    groups = _grokking_steps(done, key, group_keys)
 
     fig = Figure(figsize=(6.4, 4.2), dpi=110)
     ax = fig.add_subplot()
     never_drawn = False
     for i, (g, by_x) in enumerate(sorted(groups.items(), key=lambda kv: tuple(map(_sort_key, kv[0])))):
-        color = f"C{i % 10}"
         label = ", ".join(f"{_short(k)}={v}" for k, v in zip(group_keys, g, strict=True)) or None
-        line_x, line_y = [], []
-        for x in sorted(by_x, key=_sort_key):
-            vals = sorted(by_x[x])
-            px = position(x)
-            finite = [v for v in vals if v != NEVER]
-            ax.scatter([px] * len(finite), finite, s=10, color=color, alpha=0.35, zorder=2)
-            n_never = len(vals) - len(finite)
-            if n_never:
-                ax.scatter([px], [ceiling], marker="x", s=18, color=color, alpha=0.35, zorder=2)
-                never_drawn = True
-            med = _median(vals)
-            if med == NEVER:
-                ax.scatter([px], [ceiling], marker="X", s=70, color=color, zorder=3)
-                continue
-            lo, hi = min(finite), (max(finite) if not n_never else ceiling)
-            ax.errorbar([px], [med], yerr=[[med - lo], [hi - med]], fmt="o", color=color, capsize=3, zorder=3)
-            line_x.append(px)
-            line_y.append(med)
-        ax.plot(line_x, line_y, "-", color=color, alpha=0.7, label=label)
-    if never_drawn or any(_median(v) == NEVER for by_x in groups.values() for v in by_x.values()):
+        never_drawn |= _draw_group(ax, by_x, position, ceiling, f"C{i % 10}", label)
+    if never_drawn:
         ax.axhline(ceiling, ls="--", color="0.5", lw=0.8)
-        ax.text(
-            0.99,
-            ceiling,
-            f"never grokked (budget {budget} steps) ",
-            transform=ax.get_yaxis_transform(),
-            ha="right",
-            va="bottom",
-            fontsize=8,
-            color="0.35",
-        )
+        ax.text(0.99, ceiling, f"never grokked (budget {budget} steps) ", transform=ax.get_yaxis_transform(),
+                ha="right", va="bottom", fontsize=8, color="0.35")  # fmt: skip
     if numeric and xs_all and all(x > 0 for x in xs_all) and max(xs_all) / min(xs_all) >= 8:
         ax.set_xscale("log")
     if not numeric:
         ax.set_xticks(range(len(xs_all)), [str(x) for x in xs_all])
-    ax.set_ylim(0, ceiling * 1.08)
-    ax.set_xlabel("lr x weight_decay (effective weight decay)" if key == EFFECTIVE_WD else key)
-    ax.set_ylabel("grokking step (test acc >= 0.95, held)")
-    n_rep = _replicates(done, key, group_keys)
-    ax.set_title(
-        f"{title + ': ' if title else ''}grokking step vs {_short(key)}"
-        + (f" (median, min-max over {n_rep} seeds)" if n_rep > 1 else ""),
-        fontsize=10,
-    )
+    _label_axes(ax, key, title, _replicates(done, key, group_keys), ceiling)
     if not done:
         ax.text(0.5, 0.5, "no finished points yet", transform=ax.transAxes, ha="center", color="0.4")
     if any(k is not None for k in ax.get_legend_handles_labels()[1]) and group_keys:
         ax.legend(fontsize=8, loc="best")
-    ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def _grokking_steps(
+    done: list[dict[str, Any]], key: str, group_keys: list[str]
+) -> dict[tuple[Any, ...], dict[Any, list[float]]]:
+    """{group values: {x: [grokking step, or NEVER]}} over the finished rows."""
+    groups: dict[tuple[Any, ...], dict[Any, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in done:
+        g = tuple(_hashable(r.get(k)) for k in group_keys)
+        grok = r.get("grokking_step")
+        groups[g][_hashable(r[key])].append(NEVER if grok is None or grok == "" else float(grok))
+    return groups
+
+
+def _draw_group(
+    ax: Any, by_x: dict[Any, list[float]], position: Any, ceiling: float, color: str, label: str | None
+) -> bool:
+    """Seeds as dots, the median with a min-max bar, a line through the medians; runs that never
+    grokked on the ceiling. Returns whether anything was drawn on the ceiling."""
+    line_x, line_y, on_ceiling = [], [], False
+    for x in sorted(by_x, key=_sort_key):
+        vals, px = sorted(by_x[x]), position(x)
+        finite = [v for v in vals if v != NEVER]
+        ax.scatter([px] * len(finite), finite, s=10, color=color, alpha=0.35, zorder=2)
+        n_never = len(vals) - len(finite)
+        if n_never:
+            ax.scatter([px], [ceiling], marker="x", s=18, color=color, alpha=0.35, zorder=2)
+            on_ceiling = True
+        med = _median(vals)
+        if med == NEVER:
+            ax.scatter([px], [ceiling], marker="X", s=70, color=color, zorder=3)
+            on_ceiling = True
+            continue
+        lo, hi = min(finite), (max(finite) if not n_never else ceiling)
+        ax.errorbar([px], [med], yerr=[[med - lo], [hi - med]], fmt="o", color=color, capsize=3, zorder=3)
+        line_x.append(px)
+        line_y.append(med)
+    ax.plot(line_x, line_y, "-", color=color, alpha=0.7, label=label)
+    return on_ceiling
+
+
+def _label_axes(ax: Any, key: str, title: str, n_rep: int, ceiling: float) -> None:
+    ax.set_ylim(0, ceiling * 1.08)
+    ax.set_xlabel("lr x weight_decay (effective weight decay)" if key == EFFECTIVE_WD else key)
+    ax.set_ylabel(f"grokking step ({event_rule('grokking_step')})")
+    spread = f" (median, min-max over {n_rep} seeds)" if n_rep > 1 else ""
+    ax.set_title(f"{title + ': ' if title else ''}grokking step vs {_short(key)}{spread}", fontsize=10)
+    ax.grid(alpha=0.3)
 
 
 def _median(vals: list[float]) -> float:

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from groklab.conventions import event_rule
 from groklab.summary import format_value
 from groklab.sweeps.aggregate import SUMMARY_COLUMNS, read_sweep, sweep_rows
 from groklab.sweeps.figures import phase_diagrams
@@ -51,7 +52,7 @@ def sweep_page(sweep_dir: Path, title: str | None = None) -> str:
         f"<h1>{_e(title)}</h1>",
         f"<p>{_e(str(sweep_dir))}: {len(rows)} points, "
         + ", ".join(f"{n} {_e(s)}" for s, n in sorted(counts.items()))
-        + f"; {grokked} grokked (test accuracy &ge; 0.95 held to the end).</p>",
+        + f"; {grokked} grokked ({_e(event_rule('grokking_step'))}).</p>",
         "<h2>Phase diagrams</h2><div class='figs'>",
     ]
     for stem, fig in phase_diagrams(rows, varied, name).items():
