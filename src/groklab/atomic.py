@@ -7,13 +7,25 @@ torn by a writer that died mid-line.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FileFormatError", "atomic_write", "read_jsonl", "UMASK"]
+__all__ = [
+    "UMASK",
+    "FileFormatError",
+    "LockHeld",
+    "atomic_render",
+    "atomic_write",
+    "exclusive_lock",
+    "is_locked",
+    "read_jsonl",
+]
 
 UMASK = os.umask(0)
 os.umask(UMASK)
@@ -57,3 +69,56 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
                 break  # torn by a writer that died mid-line
             raise FileFormatError(f"{path}: line {i + 1} is not valid JSON") from None
     return out
+
+
+def atomic_render(path: Path, render: Callable[[Path], None]) -> Path:
+    """Let ``render(tmp)`` write a temporary file beside ``path`` (same suffix), then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        render(Path(tmp))
+        os.chmod(tmp, 0o666 & ~UMASK)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+class LockHeld(Exception):
+    def __init__(self, holder: str) -> None:
+        super().__init__(holder)
+        self.holder = holder
+
+
+@contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if needed, our pid written in it) for the
+    block; LockHeld (with the holder's pid) when a live process holds it. A killed holder's lock
+    dies with its process."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockHeld(os.pread(fd, 64, 0).decode(errors="replace").strip() or "?") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def is_locked(path: Path) -> bool:
+    """Whether a live process holds the lock file ``path``."""
+    if not path.exists():
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)

@@ -9,12 +9,10 @@ append-only and readers skip a torn last line. A run being written holds an excl
 from __future__ import annotations
 
 import bisect
-import fcntl
 import io
 import json
 import os
 import re
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -26,7 +24,7 @@ import numpy as np
 import torch
 import yaml
 
-from groklab.atomic import UMASK, FileFormatError, atomic_write, read_jsonl
+from groklab.atomic import FileFormatError, LockHeld, atomic_render, atomic_write, exclusive_lock, is_locked, read_jsonl
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -254,7 +252,9 @@ class Run:
         sig = _file_sig(self.analysis_dir / "summary.json")
         if getattr(self, "_analysis_sig", None) != sig or sig is None:
             try:
-                parts = {n: from_json(Analysis.field_type(n), self.read_record(n), n) for n in (*ANALYSIS_FILES, "progress")}
+                parts = {
+                    n: from_json(Analysis.field_type(n), self.read_record(n), n) for n in (*ANALYSIS_FILES, "progress")
+                }
             except RecordError as e:
                 raise RunError(f"{self.analysis_dir}: {e}") from None
             self._analysis, self._analysis_sig = Analysis(**parts), sig
@@ -271,18 +271,7 @@ class Run:
         path beside it, which is then renamed into place."""
         if Path(filename).name != filename or filename.startswith("."):
             raise ValueError(f"figure file name must be a plain name, got {filename!r}")
-        self.figures_dir.mkdir(parents=True, exist_ok=True)
-        path = self.figures_dir / filename
-        fd, tmp = tempfile.mkstemp(dir=self.figures_dir, prefix=f".{filename}.", suffix=Path(filename).suffix)
-        os.close(fd)
-        try:
-            render(Path(tmp))
-            os.chmod(tmp, 0o666 & ~UMASK)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return atomic_render(self.figures_dir / filename, render)
 
     def remove_figure(self, filename: str) -> None:
         """Delete ``figures/FILENAME`` if present (a figure an earlier drawing made that no longer applies)."""
@@ -370,7 +359,9 @@ class Run:
         try:
             model.load_state_dict(self.load_state(step, device))
         except (RuntimeError, KeyError) as e:
-            raise RunError(f"{self.weights_path(step)}: weights do not fit the run's config ({str(e).splitlines()[0]})") from None
+            raise RunError(
+                f"{self.weights_path(step)}: weights do not fit the run's config ({str(e).splitlines()[0]})"
+            ) from None
         return model
 
     def save_checkpoint(self, step: int, state: dict[str, Any]) -> Path:
@@ -414,31 +405,14 @@ class Run:
     @contextmanager
     def lock(self) -> Iterator[None]:
         """Hold the writer lock for the block; refuse if a live process holds it."""
-        fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
-                raise RunLockedError(f"{self.path}: locked by another live process (pid {holder})") from None
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, str(os.getpid()).encode(), 0)
-            yield
-        finally:
-            os.close(fd)
+            with exclusive_lock(self.path / ".lock"):
+                yield
+        except LockHeld as e:
+            raise RunLockedError(f"{self.path}: locked by another live process (pid {e.holder})") from None
 
     def is_locked(self) -> bool:
-        path = self.path / ".lock"
-        if not path.exists():
-            return False
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            return False
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)
+        return is_locked(self.path / ".lock")
 
 
 def check_new_run_path(path: Path) -> None:

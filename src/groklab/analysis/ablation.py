@@ -244,7 +244,9 @@ def neuron_ablation(
         clustered = sorted(n for v in clusters.values() for n in v)
         all_clusters = GroupAblation(len(clustered), *(_group(r, clustered) if clustered else (base_acc, base_loss)))
         cumulative = _cumulative(r, order, base_acc, gen, n_draws)
-    return NeuronAblation(Score(base_acc, base_loss), importance.tolist(), top_rows, cluster_rows, all_clusters, cumulative)
+    return NeuronAblation(
+        Score(base_acc, base_loss), importance.tolist(), top_rows, cluster_rows, all_clusters, cumulative
+    )
 
 
 def _group(r: _Readout, neurons: Sequence[int]) -> tuple[float, float]:
@@ -359,7 +361,9 @@ def _frequency_ablation(
 
     others = [k for k in frequencies(ds.p) if k not in keys]
     n = min(len(keys), len(others))
-    draws = [draw(sorted(int(k) for k in gen.choice(others, size=n, replace=False))) for _ in range(n_draws if n else 0)]
+    draws = [
+        draw(sorted(int(k) for k in gen.choice(others, size=n, replace=False))) for _ in range(n_draws if n else 0)
+    ]
     drops = torch.tensor([d.acc_drop for d in draws], dtype=DTYPE)
     control = ControlAblation(
         n_frequencies=n,

@@ -30,7 +30,6 @@ from groklab.train.optim import build_optimizer, build_scheduler
 __all__ = ["Callback", "EvalResult", "TrainResult", "Trainer", "resolve_device"]
 
 
-
 @dataclass
 class EvalResult:
     step: int
