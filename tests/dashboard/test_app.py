@@ -292,6 +292,26 @@ def test_damaged_runs_show_clear_messages_and_the_rest_works(dash_runs):
     assert "No analysis yet: run `groklab analyze" in messages(at)
 
 
+def test_analysis_of_another_shape_is_named_and_the_page_falls_back(dash_runs, tmp_path):
+    """A summary.json without a field of the typed record (written by another groklab version)."""
+    run = Run(tmp_path / "old")
+    shutil.copytree(dash_runs / "grokked", run.path)
+    path = run.analysis_dir / "summary.json"
+    record = json.loads(path.read_text())
+    del record["events"]
+    path.write_text(json.dumps(record))
+    at = app(tmp_path)
+    no_exception(at)
+    assert "old: analysis unreadable" in messages(at) and "no 'events'" in messages(at)
+    assert at.dataframe[0].value["analysed"].tolist() == [False]
+    at = app(tmp_path, "Run", "old")
+    no_exception(at)
+    assert "summary: no 'events'" in messages(at)
+    shown = metrics_shown(at)
+    assert shown["Key frequencies"] == "not analysed"
+    assert shown["Grokking step"] == str(grokking_step(dash_runs))  # from metrics.jsonl
+
+
 def test_training_run_refreshes_with_new_metrics(dash_runs, tmp_path):
     run = Run(tmp_path / "live")
     shutil.copytree(dash_runs / "early", run.path)
