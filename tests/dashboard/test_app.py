@@ -11,15 +11,12 @@ from pathlib import Path
 import torch
 from streamlit.testing.v1 import AppTest
 
-from groklab import plots
 from groklab.analysis.fourier import embedding_spectrum
 from groklab.analysis.grokking import grokking_events
 from groklab.analysis.neurons import analyze_neurons
 from groklab.analysis.views import frequency_plane
-from groklab.data import make_dataset
-from groklab.models import build_model
+from groklab.conventions import COLORS, PHASE_COLORS, event_rule
 from groklab.runs import Run
-from groklab.train import load_checkpoint, run_config
 
 APP = str(Path(__file__).resolve().parents[2] / "src" / "groklab" / "dashboard" / "app.py")
 LABELS = [
@@ -69,6 +66,13 @@ def metrics_shown(at: AppTest) -> dict[str, str]:
     return {m.label: m.value for m in at.metric}
 
 
+def grokking_step(dash_runs: Path) -> int:
+    """The grokked run's grokking step from its metrics (the exact step varies with the CPU's kernels)."""
+    step = grokking_events(Run(dash_runs / "grokked").metric_records()).grokking_step
+    assert step is not None
+    return step
+
+
 def messages(at: AppTest) -> str:
     return "\n".join(str(e.value) for kind in (at.error, at.warning, at.info) for e in kind)
 
@@ -97,7 +101,8 @@ def test_runs_table_lists_every_run_and_filters(dash_runs):
     grokked = {
         label
         for label in LABELS
-        if label not in unreadable and grokking_events(Run(dash_runs / label).metrics()).grokking_step is not None
+        if label not in unreadable
+        and grokking_events(Run(dash_runs / label).metric_records()).grokking_step is not None
     }
     assert set(at.dataframe[0].value["run"]) == grokked == {"grokked", "p13", "torn", LABELS[6]}
     at.radio(key="f_grokked").set_value("not grokked")
@@ -124,74 +129,109 @@ def test_run_page_key_numbers_equal_the_analysis_summary(dash_runs):
     at.selectbox(key="run").set_value("grokked").run()
     no_exception(at)
     assert not at.error
-    summary = Run(dash_runs / "grokked").analysis("summary")
-    ev, abl = summary["events"], summary["ablation"]
+    analysis = Run(dash_runs / "grokked").analysis
+    ev, abl = analysis.events, analysis.summary.ablation
     shown = metrics_shown(at)
-    assert shown["Grokking step"] == str(ev["grokking_step"]) == "520"
-    assert shown["Memorization step"] == str(ev["memorization_step"])
-    assert shown["Delay (steps)"] == str(ev["delay"])
-    assert shown["Key frequencies"] == ", ".join(map(str, summary["key_frequencies"]))
-    assert shown["Key-frequency ablation drop"] == f"{abl['key_frequency_acc_drop']:.1f} pts"
-    assert shown["Random-frequency control drop"] == f"{abl['control_acc_drop_mean']:.1f} pts"
-    assert shown["Neurons to break (< 50%)"] == str(abl["neurons_to_break"])
+    assert shown["Grokking step"] == str(ev.grokking_step) == str(grokking_step(dash_runs))
+    assert shown["Memorization step"] == str(ev.memorization_step)
+    assert shown["Delay (steps)"] == str(ev.delay)
+    assert shown["Key frequencies"] == ", ".join(map(str, analysis.key_frequencies))
+    assert shown["Key-frequency ablation drop"] == f"{abl.key_frequency_acc_drop:.1f} pts"
+    assert shown["Random-frequency control drop"] == f"{abl.control_acc_drop_mean:.1f} pts"
+    assert shown["Neurons to break (< 50%)"] == str(abl.neurons_to_break)
+    helps = {m.label: m.proto.help for m in at.metric}
+    for label, name in (("Memorization step", "memorization_step"), ("Grokking step", "grokking_step")):
+        assert helps[label] == event_rule(name)  # both events happened: the rule, not a reason
     assert "analysis/summary.json" in " ".join(c.value for c in at.caption)
 
     curves = chart(at, "Training curves")
-    metrics = Run(dash_runs / "grokked").metrics()
-    test_acc = next(t for t in curves["data"] if t["name"] == "test acc")
-    assert test_acc["x"] == [r["step"] for r in metrics if r["step"] > 0]  # log axis: step 0 left out
-    assert test_acc["y"] == [r["test_acc"] for r in metrics if r["step"] > 0]
+    metrics = Run(dash_runs / "grokked").metric_records()
+    lines = {t["name"]: t for t in curves["data"]}
+    assert lines["test acc"]["x"] == [r["step"] for r in metrics if r["step"] > 0]  # log axis: step 0 left out
+    assert lines["test acc"]["y"] == [r["test_acc"] for r in metrics if r["step"] > 0]
+    assert lines["train loss"]["y"] == [r["train_loss"] for r in metrics if r["step"] > 0]
+    assert {n: lines[n]["line"]["color"] for n in ("train acc", "test acc")} == {
+        "train acc": COLORS["train"],
+        "test acc": COLORS["test"],
+    }
     assert curves["layout"]["xaxis"]["type"] == "log"
     marks = {t["name"]: t["x"] for t in curves["data"] if t["name"].startswith(("memorized", "grokked"))}
     assert marks == {
-        f"memorized (step {ev['memorization_step']})": [ev["memorization_step"]] * 2,
-        f"grokked (step {ev['grokking_step']})": [ev["grokking_step"]] * 2,
+        f"memorized (step {ev.memorization_step})": [ev.memorization_step] * 2,
+        f"grokked (step {ev.grokking_step})": [ev.grokking_step] * 2,
     }
-    phases = summary["phases"]
-    assert curves["layout"]["shapes"][0]["x1"] == phases["memorization_end"]  # shaded memorization phase
-    chart(at, "Progress measures")
+    phases = analysis.phases
+    shaded = [(s["fillcolor"], s["x0"], s["x1"]) for s in curves["layout"]["shapes"]]
+    expected = [(PHASE_COLORS[n], max(a, 1), b) for n, a, b in phases.spans() if b > max(a, 1)]  # log axis: from 1
+    assert expected and shaded == [span for span in expected for _panel in (1, 2)]  # each phase in both panels
+    assert phases.spans()[0][0] == "memorization" and shaded[0][2] == phases.memorization_end
+    progress = chart(at, "Progress measures")
+    measured = {t["name"]: t for t in progress["data"]}
+    kept = [r for r in analysis.progress if r.step and r.restricted_loss is not None]
+    assert measured["restricted loss"]["x"] == [r.step for r in kept]
+    assert measured["restricted loss"]["y"] == [r.restricted_loss for r in kept]
+    assert measured["Gini W_L"]["y"] == [r.gini_unembed for r in analysis.progress if r.step]
     assert not [t for t in charts(at) if "ablation" in t.lower() or "spectrum" in t.lower()]  # other tabs: lazy
     at.toggle(key="log_x").set_value(False).run()
     curves = chart(at, "Training curves")
     test_acc = next(t for t in curves["data"] if t["name"] == "test acc")
     assert test_acc["x"][0] == 0
-    assert curves["layout"]["shapes"][0]["x0"] == phases["first_step"] == 0
+    assert curves["layout"]["shapes"][0]["x0"] == phases.first_step == 0
 
     open_tab(at, "Ablations")
     no_exception(at)
-    ablation = Run(dash_runs / "grokked").analysis("ablation")
-    freq = chart(at, "Frequency ablation")["data"][0]
-    assert freq["y"][:2] == [ablation["baseline"]["test_acc"], ablation["frequency"]["key"]["test_acc"]]
+    ablation = analysis.ablation
+    assert ablation.frequency is not None
+    freq = chart(at, "Frequency ablation")["data"]
+    control = ablation.frequency.control
+    assert freq[0]["y"] == [ablation.baseline.test_acc, ablation.frequency.key.test_acc, control.test_acc_mean]
+    assert freq[1]["y"] == [d.test_acc for d in control.draws]
     cumulative = chart(at, "Cumulative neuron ablation")["data"][2]
-    assert cumulative["y"] == ablation["neurons"]["cumulative"]["test_acc"]
-    for title in ("Neuron cluster ablation", "Head ablation"):
-        chart(at, title)
+    assert cumulative["x"] == ablation.neurons.cumulative.n_ablated
+    assert cumulative["y"] == ablation.neurons.cumulative.test_acc
+    clusters = chart(at, "Neuron cluster ablation")["data"]
+    assert clusters[0]["y"] == [c.ablated.test_acc for c in ablation.neurons.clusters]
+    assert clusters[1]["y"] == [c.random.test_acc.mean for c in ablation.neurons.clusters]
+    assert ablation.heads is not None
+    assert chart(at, "Head ablation")["data"][0]["y"] == [h.test_acc for h in ablation.heads]
     assert "Training curves" not in charts(at)
-    captions = [c.value for c in at.caption]  # what to look for, in the figure registry's words
-    for name in ("ablation_frequencies", "ablation_cumulative", "ablation_clusters", "ablation_heads"):
-        assert plots.caption(name) in captions
-    assert metrics_shown(at)["Grokking step"] == "520"  # the key numbers stay above the tabs
+    assert metrics_shown(at)["Grokking step"] == str(ev.grokking_step)  # the key numbers stay above the tabs
+
+
+def test_charts_carry_the_figure_registry_captions(dash_runs):
+    """Under each chart, what to look for in the figure registry's words (the report's captions)."""
+    from groklab import plots
+
+    expected = {
+        "Training": ("dynamics_accuracy", "dynamics_progress"),
+        "At a checkpoint": ("fourier_embedding_spectrum", "embedding_circles", "neuron_cluster_sizes"),
+        "Ablations": ("ablation_frequencies", "ablation_cumulative", "ablation_clusters", "ablation_heads"),
+    }
+    at = app(dash_runs, "Run", "grokked")
+    for tab, names in expected.items():
+        open_tab(at, tab)
+        no_exception(at)
+        captions = " ".join(c.value for c in at.caption)
+        for name in names:
+            assert plots.caption(name) in captions, (tab, name)
 
 
 def _direct(run_dir: Path, step: int) -> tuple[list[float], dict[int, int], torch.Tensor]:
-    """Spectrum, cluster sizes and token embeddings of a checkpoint, computed here without the dashboard."""
+    """Spectrum, cluster sizes and token embeddings at a saved step, computed here without the dashboard."""
     run = Run(run_dir)
-    cfg = run_config(run)
-    model = build_model(cfg.model, cfg.task.p)
-    model.load_state_dict(load_checkpoint(run.checkpoint_path(step))["model"])
-    neurons = analyze_neurons(model, make_dataset(cfg.task.op, cfg.task.p))
+    model = run.model(step)
+    neurons = analyze_neurons(model, run.dataset)
     W = model.W_E_tokens.detach()
-    return embedding_spectrum(W).tolist(), {k: len(v) for k, v in neurons.cluster_dict().items()}, W
+    return embedding_spectrum(W).tolist(), {c.k: len(c.neurons) for c in neurons.clusters}, W
 
 
 def test_checkpoint_slider_redraws_spectrum_and_clusters(dash_runs):
     at = app(dash_runs, "Run", "grokked", tab="At a checkpoint")
-    captions = [c.value for c in at.caption]
-    for name in ("fourier_embedding_spectrum", "embedding_circles", "neuron_cluster_sizes"):
-        assert plots.caption(name) in captions
     slider = at.select_slider(key="ckpt_step:grokked")
-    steps = [s for s, _ in Run(dash_runs / "grokked").checkpoints()]
+    steps = Run(dash_runs / "grokked").steps
     assert slider.value == steps[-1]
+    keys = Run(dash_runs / "grokked").analysis.key_frequencies[:6]  # the circles drawn by default
+    assert keys
     for step in (200, steps[-1], 0):
         at.select_slider(key="ckpt_step:grokked").set_value(step).run()
         no_exception(at)
@@ -199,11 +239,12 @@ def test_checkpoint_slider_redraws_spectrum_and_clusters(dash_runs):
         bars = chart(at, f"Embedding spectrum at step {step}")["data"][0]
         assert bars["x"] == list(range(1, 9))
         assert torch.allclose(torch.tensor(bars["y"]), torch.tensor(spectrum), rtol=1e-6, atol=1e-9)
+        assert [k for k, c in zip(bars["x"], bars["marker"]["color"], strict=True) if c == COLORS["key"]] == keys
         sizes = chart(at, f"Neuron clusters at step {step}")["data"][0]
         assert {k: n for k, n in zip(sizes["x"], sizes["y"], strict=True) if n} == clusters
         circles = chart(at, f"Tokens in each key frequency's plane at step {step}")
-        assert [t["name"] for t in circles["data"]] == ["k = 4", "k = 5", "k = 6"]
-        for k, trace in zip((4, 5, 6), circles["data"], strict=True):
+        assert [t["name"] for t in circles["data"]] == [f"k = {k}" for k in keys]
+        for k, trace in zip(keys, circles["data"], strict=True):
             xy = torch.tensor([trace["x"], trace["y"]], dtype=torch.float64).T
             assert torch.allclose(xy, frequency_plane(W_E, k), atol=1e-6)
     assert metrics_shown(at)["Key frequencies at this step"] == "none"  # step 0: random init
@@ -216,14 +257,15 @@ def test_damaged_runs_show_clear_messages_and_the_rest_works(dash_runs):
     no_exception(at)
     assert "summary.json: not valid JSON" in messages(at)
     shown = metrics_shown(at)
-    assert shown["Grokking step"] == "520"  # from metrics.jsonl: the torn last line is skipped
+    grokked = str(grokking_step(dash_runs))
+    assert shown["Grokking step"] == grokked  # from metrics.jsonl: the torn last line is skipped
     assert "not analysed" == shown["Key frequencies"]
     chart(at, "Training curves")
     open_tab(at, "At a checkpoint")
     no_exception(at)
     text = messages(at)
     assert "corrupt or truncated checkpoint" in text and "step_0001500.pt" in text
-    assert metrics_shown(at)["Grokking step"] == "520"  # the numbers above still work
+    assert metrics_shown(at)["Grokking step"] == grokked  # the numbers above still work
     at.select_slider(key="ckpt_step:torn").set_value(1400).run()  # an intact checkpoint still works
     chart(at, "Embedding spectrum at step 1400")
     assert "step_0001400.pt" not in messages(at)
@@ -231,7 +273,7 @@ def test_damaged_runs_show_clear_messages_and_the_rest_works(dash_runs):
     at.selectbox(key="run").set_value("p13").run()
     no_exception(at)
     assert "weights do not fit the run's config" in messages(at)
-    assert metrics_shown(at)["Grokking step"] == "520"
+    assert metrics_shown(at)["Grokking step"] == grokked
 
     at.selectbox(key="run").set_value("broken_metrics").run()
     no_exception(at)
@@ -248,6 +290,26 @@ def test_damaged_runs_show_clear_messages_and_the_rest_works(dash_runs):
     chart(at, "Embedding spectrum at step 100")  # its last checkpoint
     open_tab(at, "Ablations")
     assert "No analysis yet: run `groklab analyze" in messages(at)
+
+
+def test_analysis_of_another_shape_is_named_and_the_page_falls_back(dash_runs, tmp_path):
+    """A summary.json without a field of the typed record (written by another groklab version)."""
+    run = Run(tmp_path / "old")
+    shutil.copytree(dash_runs / "grokked", run.path)
+    path = run.analysis_dir / "summary.json"
+    record = json.loads(path.read_text())
+    del record["events"]
+    path.write_text(json.dumps(record))
+    at = app(tmp_path)
+    no_exception(at)
+    assert "old: analysis unreadable" in messages(at) and "no 'events'" in messages(at)
+    assert at.dataframe[0].value["analysed"].tolist() == [False]
+    at = app(tmp_path, "Run", "old")
+    no_exception(at)
+    assert "summary: no 'events'" in messages(at)
+    shown = metrics_shown(at)
+    assert shown["Key frequencies"] == "not analysed"
+    assert shown["Grokking step"] == str(grokking_step(dash_runs))  # from metrics.jsonl
 
 
 def test_training_run_refreshes_with_new_metrics(dash_runs, tmp_path):
@@ -284,7 +346,7 @@ def test_compare_overlays_runs_and_draws_the_sweep(dash_runs):
     lines = chart(at, "test_acc by run")["data"]
     assert [t["name"] for t in lines] == ["grokked", "sub_run", "early"]
     for t in lines:
-        assert t["y"] == [r["test_acc"] for r in Run(dash_runs / t["name"]).metrics() if r["step"] > 0]
+        assert t["y"] == [r["test_acc"] for r in Run(dash_runs / t["name"]).metric_records() if r["step"] > 0]
     at.selectbox(key="compare_metric").set_value("test_loss").run()
     assert chart(at, "test_loss by run")["layout"]["yaxis"]["type"] == "log"
     assert list(at.dataframe[0].value["run"]) == ["early", "grokked", "sub_run"]
@@ -293,7 +355,7 @@ def test_compare_overlays_runs_and_draws_the_sweep(dash_runs):
     assert "3 points (2 completed, 1 failed), 1 grokked" in " ".join(m.value for m in at.markdown)
     sweep = chart(at, "Grokking step vs optim.weight_decay")["data"]
     grokked, never = sweep
-    assert grokked["x"] == [1.0] and grokked["y"] == [520.0]
+    assert grokked["x"] == [1.0] and grokked["y"] == [float(grokking_step(dash_runs))]
     assert never["x"] == [2.0] and never["name"].startswith("never grokked")
     assert len(at.get("image")) == 1  # the sweeps package's phase diagram (matplotlib)
     assert "grokking_step_vs_optim_weight_decay" in [c.value for c in at.caption]

@@ -75,8 +75,8 @@ def test_dashboard_in_chromium(dash_runs, test_output_dir, tmp_path):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path / "dashboard.log"
-    summary = Run(runs / "grokked").analysis("summary")
-    grokking_step = summary["events"]["grokking_step"]
+    summary = Run(runs / "grokked").analysis.summary
+    grokking_step = summary.events.grokking_step
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "groklab", "dashboard", "--runs-dir", str(runs), "--port", str(port)],
@@ -109,7 +109,7 @@ def test_dashboard_in_chromium(dash_runs, test_output_dir, tmp_path):
                     t.split("\n")[0]: t.split("\n")[-1] for t in page.get_by_test_id("stMetric").all_inner_texts()
                 }
                 assert metrics["Grokking step"] == str(grokking_step)
-                assert metrics["Key frequencies"] == ", ".join(map(str, summary["key_frequencies"]))
+                assert metrics["Key frequencies"] == ", ".join(map(str, summary.key_frequencies))
                 assert page.get_by_test_id("stException").count() == 0
                 screenshot(page, test_output_dir / "dashboard_run_page.png")
 

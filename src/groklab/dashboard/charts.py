@@ -1,5 +1,7 @@
-"""Plotly figures of the dashboard: records in (metrics, analysis records, checkpoint views), figures
-out. Nothing is computed here that :mod:`groklab.analysis` computes; values are plotted as read.
+"""Plotly figures of the dashboard: records in (metric records, typed analysis records from
+:mod:`groklab.records`, checkpoint views), figures out. Nothing is computed here that
+:mod:`groklab.analysis` computes; values are plotted as read. Colours and phase names come from
+:mod:`groklab.conventions`, so these charts and the matplotlib figures agree.
 
 Data are passed to Plotly as plain lists, so a figure's JSON holds the numbers themselves.
 """
@@ -7,11 +9,23 @@ Data are passed to Plotly as plain lists, so a figure's JSON holds the numbers t
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
+
+from groklab.conventions import COLORS, PHASE_COLORS, event_rule
+from groklab.records import (
+    AblationReport,
+    CumulativeAblation,
+    GrokkingEvents,
+    HeadAblation,
+    NeuronAblation,
+    NeuronAnalysis,
+    Phases,
+    Progress,
+)
 
 __all__ = [
     "ablation_clusters_figure",
@@ -28,20 +42,24 @@ __all__ = [
     "sweep_figure",
 ]
 
-TRAIN, TEST = "#1f77b4", "#d62728"
-KEY, OTHER = "#d62728", "#9aa5b1"
-PHASE_COLORS = {"memorization": "#fde2c8", "circuit_formation": "#d8ecd5", "cleanup": "#d9e4f5"}
+KEY, OTHER, NEUTRAL = COLORS["key"], COLORS["other"], COLORS["neutral"]
+PHASE_OPACITY = 0.6  # of the phase shading over the curves
 
 
-def _series(records: Sequence[dict[str, Any]], key: str, log_x: bool = False) -> tuple[list[int], list[float]]:
-    """(steps, values) where ``key`` holds a finite number; step 0 is left out of a log axis."""
+def _points(points: Iterable[tuple[Any, Any]], log_x: bool = False) -> tuple[list[int], list[float]]:
+    """(steps, values) of the (step, value) pairs whose value is a finite number; step 0 is left out
+    of a log axis."""
     xs, ys = [], []
-    for r in records:
-        v, s = r.get(key), r.get("step")
+    for s, v in points:
         if isinstance(s, int) and isinstance(v, int | float) and math.isfinite(v) and not (log_x and s <= 0):
             xs.append(s)
             ys.append(float(v))
     return xs, ys
+
+
+def _series(records: Sequence[dict[str, Any]], key: str, log_x: bool = False) -> tuple[list[int], list[float]]:
+    """(steps, values) of metric ``key`` in evaluation records (dicts of ``metrics.jsonl``)."""
+    return _points(((r.get("step"), r.get(key)) for r in records), log_x)
 
 
 def _layout(fig: go.Figure, title: str, height: int = 360) -> go.Figure:
@@ -53,37 +71,54 @@ def _layout(fig: go.Figure, title: str, height: int = 360) -> go.Figure:
 
 def curves_figure(
     metrics: Sequence[dict[str, Any]],
-    events: dict[str, Any] | None = None,
-    phases: dict[str, Any] | None = None,
+    events: GrokkingEvents | None = None,
+    phases: Phases | None = None,
     log_x: bool = True,
 ) -> go.Figure:
     """Train/test accuracy and loss against step, memorization/grokking markers, phase shading.
 
-    Markers are line traces (named with their step); phases are shaded rectangles whose colours
-    ``PHASE_COLORS`` names. Shape and trace x values are steps: Plotly.js 3 and later place shapes
-    on a log axis in data coordinates (annotations would still take log10, so none are used).
+    Markers are line traces (named with their step); phases are shaded rectangles in
+    ``conventions.PHASE_COLORS``. Shape and trace x values are steps: Plotly.js 3 and later place
+    shapes on a log axis in data coordinates (annotations would still take log10, so none are used).
     """
     fig = make_subplots(rows=1, cols=2, subplot_titles=("accuracy", "loss (log scale)"), horizontal_spacing=0.08)
     losses: list[float] = []
     for col, (kind, yaxis) in enumerate((("acc", "accuracy"), ("loss", "cross-entropy (nats)")), start=1):
-        for split, color in (("train", TRAIN), ("test", TEST)):
+        for split in ("train", "test"):
             xs, ys = _series(metrics, f"{split}_{kind}", log_x)
             if kind == "loss":
                 losses += [y for y in ys if y > 0]
-            fig.add_trace(
-                go.Scatter(x=xs, y=ys, name=f"{split} {kind}", mode="lines", line=dict(color=color)), row=1, col=col
-            )
+            line = dict(color=COLORS[split])
+            fig.add_trace(go.Scatter(x=xs, y=ys, name=f"{split} {kind}", mode="lines", line=line), row=1, col=col)
         fig.update_yaxes(title_text=yaxis, row=1, col=col)
     fig.update_yaxes(type="log", row=1, col=2)
-    fig.update_xaxes(title_text="step" + (" (log scale)" if log_x else ""), type="log" if log_x else "linear")
-    for name, start, end in _phase_spans(phases):
+    _step_axis(fig, log_x)
+    for name, start, end in phases.spans() if phases else []:
         start = max(start, 1) if log_x else start
         if end > start:
-            fig.add_vrect(x0=start, x1=end, fillcolor=PHASE_COLORS[name], opacity=0.6, line_width=0, layer="below")
+            fig.add_vrect(
+                x0=start, x1=end, fillcolor=PHASE_COLORS[name], opacity=PHASE_OPACITY, line_width=0, layer="below"
+            )
     spans = {1: (0.0, 1.0), 2: (min(losses), max(losses)) if losses else None}
-    for key, label, dash in (("memorization_step", "memorized", "dot"), ("grokking_step", "grokked", "dash")):
-        step = (events or {}).get(key)
-        if not isinstance(step, int) or (log_x and step <= 0):
+    if events is not None:
+        _event_marks(fig, events, spans, log_x)
+    return _layout(fig, "Training curves", 380)
+
+
+def _step_axis(fig: go.Figure, log_x: bool) -> None:
+    fig.update_xaxes(title_text="step" + (" (log scale)" if log_x else ""), type="log" if log_x else "linear")
+
+
+def _event_marks(
+    fig: go.Figure, events: GrokkingEvents, spans: dict[int, tuple[float, float] | None], log_x: bool
+) -> None:
+    """A vertical line in each panel (``spans``: column -> y range) at the memorization and grokking steps."""
+    marks = (
+        ("memorization_step", events.memorization_step, "memorized", "dot"),
+        ("grokking_step", events.grokking_step, "grokked", "dash"),
+    )
+    for key, step, label, dash in marks:
+        if step is None or (log_x and step <= 0):
             continue
         for col, span in spans.items():
             if span is not None:
@@ -91,42 +126,38 @@ def curves_figure(
                     go.Scatter(
                         x=[step, step], y=list(span), mode="lines", line=dict(dash=dash, color="#444"),
                         name=f"{label} (step {step})", legendgroup=key, showlegend=col == 1,
+                        hovertemplate=f"{label} at step {step}: {event_rule(key)}<extra></extra>",
                     ),
                     row=1, col=col,
                 )  # fmt: skip
-    return _layout(fig, "Training curves", 380)
 
 
-def _phase_spans(phases: dict[str, Any] | None) -> list[tuple[str, int, int]]:
-    if not phases:
-        return []
-    bounds = [
-        ("memorization", phases.get("first_step"), phases.get("memorization_end")),
-        ("circuit_formation", phases.get("memorization_end"), phases.get("cleanup_start")),
-        ("cleanup", phases.get("cleanup_start"), phases.get("cleanup_end")),
-    ]
-    return [(n, a, b) for n, a, b in bounds if isinstance(a, int) and isinstance(b, int)]
+ProgressValue = Callable[[Progress], float | None]
+PROGRESS_LOSSES: tuple[tuple[str, ProgressValue], ...] = (
+    ("test loss", lambda r: r.test_loss),
+    ("restricted loss", lambda r: r.restricted_loss),
+    ("excluded loss", lambda r: r.excluded_loss),
+    ("train loss", lambda r: r.train_loss),
+)
+PROGRESS_FRACTIONS: tuple[tuple[str, ProgressValue], ...] = (
+    ("Gini W_E", lambda r: r.gini_embed),
+    ("Gini W_L", lambda r: r.gini_unembed),
+    ("trig FVE logits", lambda r: r.trig_fve_logits),
+)
 
 
-def progress_figure(progress: Sequence[dict[str, Any]], log_x: bool = True) -> go.Figure:
-    """The progress measures over checkpoints: restricted/excluded vs test loss, Gini, trig FVE."""
+def progress_figure(progress: Sequence[Progress], log_x: bool = True) -> go.Figure:
+    """The progress measures over saved steps: restricted/excluded vs test loss, Gini, trig FVE."""
     fig = make_subplots(
         rows=1, cols=2, subplot_titles=("losses (log scale)", "Gini and trig FVE"), horizontal_spacing=0.08
     )
-    for key, name in (
-        ("test_loss", "test loss"),
-        ("restricted_loss", "restricted loss"),
-        ("excluded_loss", "excluded loss"),
-        ("train_loss", "train loss"),
-    ):
-        xs, ys = _series(progress, key, log_x)
-        fig.add_trace(go.Scatter(x=xs, y=ys, name=name, mode="lines+markers"), row=1, col=1)
-    for key, name in (("gini_embed", "Gini W_E"), ("gini_unembed", "Gini W_L"), ("trig_fve_logits", "trig FVE logits")):
-        xs, ys = _series(progress, key, log_x)
-        fig.add_trace(go.Scatter(x=xs, y=ys, name=name, mode="lines+markers"), row=1, col=2)
+    for col, measures in enumerate((PROGRESS_LOSSES, PROGRESS_FRACTIONS), start=1):
+        for name, value in measures:
+            xs, ys = _points(((r.step, value(r)) for r in progress), log_x)
+            fig.add_trace(go.Scatter(x=xs, y=ys, name=name, mode="lines+markers"), row=1, col=col)
     fig.update_yaxes(type="log", title_text="cross-entropy (nats)", row=1, col=1)
     fig.update_yaxes(title_text="fraction", range=[0, 1.02], row=1, col=2)
-    fig.update_xaxes(title_text="step" + (" (log scale)" if log_x else ""), type="log" if log_x else "linear")
+    _step_axis(fig, log_x)
     return _layout(fig, "Progress measures (key frequencies fixed from the final checkpoint)", 380)
 
 
@@ -167,55 +198,48 @@ def circles_figure(coords: dict[int, list[list[float]]], step: int) -> go.Figure
     return _layout(fig, f"Tokens in each key frequency's plane at step {step}", 360)
 
 
-def clusters_figure(frequencies: list[int], neurons: dict[str, Any], step: int) -> go.Figure:
-    """Neurons per frequency cluster (score >= threshold); the key-frequency size bar dashed."""
-    sizes = {int(c["k"]): int(c["size"]) for c in neurons.get("clusters") or []}
-    keys = {int(kf["k"]) for kf in neurons.get("key_frequencies") or []}
-    y = [sizes.get(k, 0) for k in frequencies]
-    colors = [KEY if k in keys else OTHER for k in frequencies]
-    fig = go.Figure(go.Bar(x=frequencies, y=y, marker_color=colors, name="cluster size"))
-    need = neurons.get("min_cluster_size")
-    if need is not None:
-        fig.add_hline(y=need, line_dash="dash", line_color="#444", annotation_text=f"key if >= {need:g}")
-    fig.update_xaxes(title_text="frequency k", dtick=1 if len(frequencies) <= 30 else None)
-    fig.update_yaxes(title_text=f"neurons with FVE >= {neurons.get('threshold', 0.85)}")
-    return _layout(
-        fig, f"Neuron clusters at step {step} ({neurons.get('n_clustered', 0)} of {neurons.get('d_mlp')})", 340
-    )
-
-
-def ablation_frequency_figure(ablation: dict[str, Any]) -> go.Figure:
-    """Test accuracy: baseline, key frequencies removed from W_E, random non-key controls."""
-    freq = ablation["frequency"]
-    draws = freq["control"]["draws"] or []
-    names = ["baseline", f"key {freq['key']['frequencies']}", f"random x {len(draws)}"]
-    ctrl = [d["test_acc"] for d in draws]
-    mean = sum(ctrl) / len(ctrl) if ctrl else None
+def clusters_figure(frequencies: list[int], neurons: NeuronAnalysis, step: int) -> go.Figure:
+    """Neurons per frequency cluster (score >= threshold), key frequencies in the key colour, the
+    size a cluster needs to be key dashed."""
+    sizes = {c.k: c.size for c in neurons.clusters}
+    colors = [KEY if k in neurons.key_frequencies else OTHER for k in frequencies]
     fig = go.Figure(
-        go.Bar(
-            x=names,
-            y=[ablation["baseline"]["test_acc"], freq["key"]["test_acc"], mean],
-            marker_color=[OTHER, KEY, "#7f7f7f"],
-            name="test accuracy",
-        )
+        go.Bar(x=frequencies, y=[sizes.get(k, 0) for k in frequencies], marker_color=colors, name="cluster size")
     )
+    need = neurons.min_cluster_size
+    fig.add_hline(y=need, line_dash="dash", line_color="#444", annotation_text=f"key if >= {need:g}")
+    fig.update_xaxes(title_text="frequency k", dtick=1 if len(frequencies) <= 30 else None)
+    fig.update_yaxes(title_text=f"neurons with FVE >= {neurons.threshold}")
+    return _layout(fig, f"Neuron clusters at step {step} ({neurons.n_clustered} of {neurons.d_mlp})", 340)
+
+
+def ablation_frequency_figure(ablation: AblationReport) -> go.Figure:
+    """Test accuracy: baseline, key frequencies removed from W_E, random non-key controls (their mean
+    as recorded, each draw a point). Needs ``ablation.frequency``."""
+    freq = ablation.frequency
+    if freq is None:
+        raise ValueError(f"no frequency ablation: {ablation.frequency_reason}")
+    ctrl = [d.test_acc for d in freq.control.draws]
+    names = ["baseline", f"key {freq.key.frequencies}", f"random x {len(ctrl)}"]
+    y = [ablation.baseline.test_acc, freq.key.test_acc, freq.control.test_acc_mean]
+    fig = go.Figure(go.Bar(x=names, y=y, marker_color=[OTHER, KEY, NEUTRAL], name="test accuracy"))
     if ctrl:
         fig.add_trace(go.Scatter(x=[names[2]] * len(ctrl), y=ctrl, mode="markers", name="control draws"))
     fig.update_yaxes(title_text="test accuracy", range=[0, 1.05])
     return _layout(fig, "Frequency ablation (removed from the token embeddings)", 340)
 
 
-def ablation_clusters_figure(neurons: dict[str, Any]) -> go.Figure:
+def ablation_clusters_figure(neurons: NeuronAblation) -> go.Figure:
     """Per cluster: test accuracy with the cluster mean-ablated vs random groups of the same size."""
-    rows = neurons.get("clusters") or []
-    x = [f"k={c['k']} ({c['size']})" for c in rows]
+    rows = neurons.clusters
+    x = [f"k={c.k} ({c.size})" for c in rows]
     fig = go.Figure()
-    fig.add_trace(go.Bar(x=x, y=[c["ablated"]["test_acc"] for c in rows], name="cluster ablated", marker_color=KEY))
+    fig.add_trace(go.Bar(x=x, y=[c.ablated.test_acc for c in rows], name="cluster ablated", marker_color=KEY))
     fig.add_trace(
         go.Bar(
             x=x,
-            y=[c["random"]["test_acc"]["mean"] for c in rows],
-            error_y=dict(type="data", array=[c["random"]["test_acc"]["std"] for c in rows]),
+            y=[c.random.test_acc.mean for c in rows],
+            error_y=dict(type="data", array=[c.random.test_acc.std for c in rows]),
             name="random group (mean ± std)",
             marker_color=OTHER,
         )
@@ -225,36 +249,33 @@ def ablation_clusters_figure(neurons: dict[str, Any]) -> go.Figure:
     return _layout(fig, "Neuron cluster ablation (mean ablation at =)", 340)
 
 
-def ablation_cumulative_figure(neurons: dict[str, Any]) -> go.Figure:
+def ablation_cumulative_figure(cum: CumulativeAblation) -> go.Figure:
     """Test accuracy as neurons are ablated in order of importance, against random orders."""
-    cum = neurons["cumulative"]
-    rnd = cum["random"]
+    rnd = cum.random
     fig = go.Figure()
     fig.add_trace(
         go.Scatter(
-            x=rnd["n_ablated"] + rnd["n_ablated"][::-1],
-            y=rnd["test_acc_max"] + rnd["test_acc_min"][::-1],
+            x=rnd.n_ablated + rnd.n_ablated[::-1],
+            y=rnd.test_acc_max + rnd.test_acc_min[::-1],
             fill="toself",
             fillcolor="rgba(127,127,127,0.25)",
             line=dict(width=0),
-            name=f"random orders (min-max, {rnd['n_draws']})",
+            name=f"random orders (min-max, {rnd.n_draws})",
             hoverinfo="skip",
         )
     )
-    fig.add_trace(
-        go.Scatter(x=rnd["n_ablated"], y=rnd["test_acc_mean"], name="random mean", line=dict(color="#7f7f7f"))
-    )
-    fig.add_trace(go.Scatter(x=cum["n_ablated"], y=cum["test_acc"], name="by importance", line=dict(color=KEY)))
-    if cum.get("n_to_below_half") is not None:
-        fig.add_vline(x=cum["n_to_below_half"], line_dash="dash", annotation_text=f"< 50% at {cum['n_to_below_half']}")
+    fig.add_trace(go.Scatter(x=rnd.n_ablated, y=rnd.test_acc_mean, name="random mean", line=dict(color=NEUTRAL)))
+    fig.add_trace(go.Scatter(x=cum.n_ablated, y=cum.test_acc, name="by importance", line=dict(color=KEY)))
+    if cum.n_to_below_half is not None:
+        fig.add_vline(x=cum.n_to_below_half, line_dash="dash", annotation_text=f"< 50% at {cum.n_to_below_half}")
     fig.update_xaxes(title_text="neurons ablated")
     fig.update_yaxes(title_text="test accuracy", range=[0, 1.05])
     return _layout(fig, "Cumulative neuron ablation", 340)
 
 
-def ablation_heads_figure(heads: list[dict[str, Any]], baseline: float) -> go.Figure:
-    x = [f"L{h['layer']}H{h['head']}" for h in heads]
-    fig = go.Figure(go.Bar(x=x, y=[h["test_acc"] for h in heads], name="head ablated", marker_color=OTHER))
+def ablation_heads_figure(heads: Sequence[HeadAblation], baseline: float) -> go.Figure:
+    x = [f"L{h.layer}H{h.head}" for h in heads]
+    fig = go.Figure(go.Bar(x=x, y=[h.test_acc for h in heads], name="head ablated", marker_color=OTHER))
     fig.add_hline(y=baseline, line_dash="dash", annotation_text="baseline")
     fig.update_yaxes(title_text="test accuracy", range=[0, 1.05])
     fig.update_xaxes(title_text="attention head (mean-ablated)")
@@ -285,8 +306,8 @@ def events_figure(rows: Sequence[dict[str, Any]]) -> go.Figure:
     fig.add_trace(
         go.Scatter(x=[0, top], y=[0, top], mode="lines", line=dict(dash="dot", color="#999"), name="no delay")
     )
-    fig.update_xaxes(title_text="memorization step (train acc >= 0.99)")
-    fig.update_yaxes(title_text="grokking step (test acc >= 0.95, held)")
+    fig.update_xaxes(title_text=f"memorization step ({event_rule('memorization_step')})")
+    fig.update_yaxes(title_text=f"grokking step ({event_rule('grokking_step')})")
     return _layout(fig, f"Memorization vs grokking, {len(mem)} runs that memorized", 360)
 
 
@@ -296,7 +317,7 @@ def compare_figure(series: Mapping[str, Sequence[dict[str, Any]]], key: str, log
     for label, records in series.items():
         xs, ys = _series(records, key, log_x)
         fig.add_trace(go.Scatter(x=xs, y=ys, name=label, mode="lines"))
-    fig.update_xaxes(title_text="step" + (" (log scale)" if log_x else ""), type="log" if log_x else "linear")
+    _step_axis(fig, log_x)
     fig.update_yaxes(title_text=key, type="log" if key.endswith("loss") else "linear")
     return _layout(fig, f"{key} by run", 420)
 
@@ -324,5 +345,5 @@ def sweep_figure(rows: Sequence[dict[str, Any]], key: str) -> go.Figure:
             )
         )
     fig.update_xaxes(title_text=key)
-    fig.update_yaxes(title_text="grokking step (test acc >= 0.95, held)", rangemode="tozero")
+    fig.update_yaxes(title_text=f"grokking step ({event_rule('grokking_step')})", rangemode="tozero")
     return _layout(fig, f"Grokking step vs {key}, every point", 380)

@@ -1,37 +1,41 @@
 """What the dashboard reads: run and sweep directories, cached on the files' signatures.
 
-Everything goes through :mod:`groklab.runs` (and :func:`groklab.summary.run_row`); nothing here
-writes. A cache entry is keyed on the (mtime, size) of the files it read, so a run that is still
+Everything goes through :mod:`groklab.runs` (and :func:`groklab.summary.run_row`); analysis
+records come back typed (:mod:`groklab.records`), one file at a time, so the runs table reads only
+each run's summary. Nothing here writes. A cache entry is keyed on the (mtime, size) of the files it read, so a run that is still
 training, or a file rewritten by ``groklab analyze``, is read again on the next rerun and an
 unchanged one is not. Errors are not cached: a half-written file is retried until it is whole.
 """
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
+from groklab.records import AblationReport, Analysis, Progress, RecordError, Summary, from_json
 from groklab.runs import Run, RunError, list_runs
 from groklab.summary import run_row
 
 __all__ = [
     "RunRef",
     "Signature",
-    "analysis",
+    "ablation",
     "discover",
     "file_sig",
     "metrics",
+    "progress",
     "row",
     "run_sig",
+    "summary",
     "sweep_dirs",
     "sweep_table",
 ]
 
 Signature = tuple[tuple[int, int] | None, ...]
-ANALYSIS_FILES = {"progress": "progress.jsonl"}  # the others are <name>.json
 
 
 @dataclass(frozen=True)
@@ -98,10 +102,9 @@ def _row(path: str, label: str, sig: Signature) -> dict[str, Any]:
     r["analysed"] = False
     if run.has_analysis():
         try:
-            summary = run.analysis("summary")
-            r["key_frequencies"] = ", ".join(str(k) for k in summary.get("key_frequencies") or []) or "none"
+            r["key_frequencies"] = ", ".join(map(str, summary(run).key_frequencies)) or "none"
             r["analysed"] = True
-        except (RunError, AttributeError) as e:
+        except RunError as e:
             r["analysis_error"] = str(e)
     return r
 
@@ -117,7 +120,7 @@ def row(ref: RunRef) -> dict[str, Any]:
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def _metrics(path: str, sig: Signature) -> list[dict[str, Any]]:
-    return Run(Path(path)).metrics()
+    return Run(Path(path)).metric_records()
 
 
 def metrics(run: Run) -> list[dict[str, Any]]:
@@ -126,14 +129,34 @@ def metrics(run: Run) -> list[dict[str, Any]]:
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
-def _analysis(path: str, name: str, sig: Signature) -> Any:
-    return Run(Path(path)).analysis(name)
+def _record(path: str, name: str, sig: Signature) -> Any:
+    run = Run(Path(path))
+    try:
+        return from_json(Analysis.field_type(name), run.read_record(name), name)
+    except RecordError as e:
+        raise RunError(f"{run.analysis_dir}: {e}") from None
 
 
-def analysis(run: Run, name: str) -> Any:
-    """A record of ``analysis/`` (see :meth:`Run.analysis`); RunError when missing or unreadable."""
-    sig = file_sig(run.analysis_dir / ANALYSIS_FILES.get(name, f"{name}.json"))
-    return _analysis(str(run.path), name, sig)
+def _read(run: Run, name: str) -> Any:
+    """The typed record ``name`` of ``analysis/`` (a field of :class:`~groklab.records.Analysis`),
+    read through :meth:`Run.read_record`, cached on its file; RunError when missing or unreadable."""
+    filename = "progress.jsonl" if name == "progress" else f"{name}.json"
+    return _record(str(run.path), name, file_sig(run.analysis_dir / filename))
+
+
+def summary(run: Run) -> Summary:
+    """``analysis/summary.json``: events, phases, key frequencies, criteria, ablation drops."""
+    return typing.cast(Summary, _read(run, "summary"))
+
+
+def progress(run: Run) -> list[Progress]:
+    """``analysis/progress.jsonl``: the progress measures at every analysed step."""
+    return typing.cast(list[Progress], _read(run, "progress"))
+
+
+def ablation(run: Run) -> AblationReport:
+    """``analysis/ablation.json``: every ablation of the analysed checkpoint."""
+    return typing.cast(AblationReport, _read(run, "ablation"))
 
 
 # -- sweeps -----------------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """Page 2: one run. Its key numbers above three tabs: training (curves, refreshing while the run
-trains, and the progress measures), the model at a chosen checkpoint (spectrum, neuron clusters,
-key-frequency circles) and the ablations. Tabs run lazily: only the open one is computed."""
+trains, and the progress measures), the model at a chosen saved step (spectrum, neuron clusters,
+key-frequency circles) and the ablations. Tabs run lazily: only the open one is computed.
+
+Analysis values come as typed records (:mod:`groklab.records`) through :mod:`..data`."""
 
 from __future__ import annotations
 
@@ -9,9 +11,11 @@ from typing import Any
 import streamlit as st
 
 from groklab.analysis.grokking import grokking_events
+from groklab.conventions import PHASE_COLORS, PHASE_LABELS, PHASES, event_rule
 from groklab.dashboard import charts, compute, data
 from groklab.dashboard.data import RunRef
 from groklab.dashboard.views import ablations, caption, fmt, section
+from groklab.records import GrokkingEvents, Phases, Summary
 from groklab.runs import Run, RunError
 
 __all__ = ["REFRESH_S", "TABS", "events_and_source", "render"]
@@ -33,11 +37,10 @@ def render(refs: list[RunRef]) -> None:
     run = ref.run
     st.header(label)
     with section("config.yaml"):
-        cfg = run.config_dict()
-        task, model = cfg.get("task") or {}, cfg.get("model") or {}
+        cfg = run.config
         st.caption(
-            f"{ref.path} · {task.get('op')} mod {task.get('p')}, train fraction {task.get('train_frac')}, "
-            f"{model.get('arch')} · seed {cfg.get('seed')}"
+            f"{ref.path} · {cfg.task.op} mod {cfg.task.p}, train fraction {cfg.task.train_frac}, "
+            f"{cfg.model.arch} · seed {cfg.seed}"
         )
     summary = _summary(run, warn=True)
     training = run.status().get("state") == "running" and run.is_locked()
@@ -60,17 +63,16 @@ def render(refs: list[RunRef]) -> None:
                 ablations.render(run)
 
 
-def _summary(run: Run, warn: bool = False) -> dict[str, Any] | None:
+def _summary(run: Run, warn: bool = False) -> Summary | None:
     """analysis/summary.json, or None (said on the page, with ``warn``, when it cannot be read)."""
     if not run.has_analysis():
         return None
     try:
-        summary = data.analysis(run, "summary")
+        return data.summary(run)
     except RunError as e:
         if warn:
             st.warning(str(e))
         return None
-    return summary if isinstance(summary, dict) else None
 
 
 def _metrics(run: Run) -> list[dict[str, Any]] | None:
@@ -81,15 +83,14 @@ def _metrics(run: Run) -> list[dict[str, Any]] | None:
         return None
 
 
-def events_and_source(metrics: list[dict[str, Any]], summary: dict[str, Any] | None) -> tuple[dict[str, Any], str]:
+def events_and_source(metrics: list[dict[str, Any]], summary: Summary | None) -> tuple[GrokkingEvents, str]:
     """Grokking events: the analysis summary's when it covers the metrics' last step, else computed
     from the metrics now (:func:`groklab.analysis.grokking.grokking_events`); and where they came from."""
     last = max((r.get("step", -1) for r in metrics), default=None)
-    ev = (summary or {}).get("events")
-    if isinstance(ev, dict) and ev.get("last_step") == last:
-        return ev, "analysis/summary.json"
+    if summary is not None and summary.events.last_step == last:
+        return summary.events, "analysis/summary.json"
     why = "no analysis yet" if summary is None else "the analysis is older than the metrics"
-    return grokking_events(metrics).to_dict(), f"metrics.jsonl ({why})"
+    return grokking_events(metrics), f"metrics.jsonl ({why})"
 
 
 def _numbers(run: Run, training: bool) -> None:
@@ -123,62 +124,69 @@ def _curves(run: Run) -> None:
     summary = _summary(run)
     events, source = events_and_source(metrics, summary)
     log_x = st.toggle("Log step axis", value=True, key="log_x")
-    phases = (summary or {}).get("phases") if source.startswith("analysis") else None
+    phases = summary.phases if summary is not None and source.startswith("analysis") else None
     st.plotly_chart(charts.curves_figure(metrics, events, phases, log_x), key="curves_chart")
     caption(st, "dynamics_accuracy", "dynamics_loss")
-    if phases:
-        st.caption(_phase_caption(phases))
+    if phases is not None:
+        st.caption(_phase_caption(phases), unsafe_allow_html=True)
 
 
-def _progress(run: Run, summary: dict[str, Any] | None) -> None:
+def _progress(run: Run, summary: Summary | None) -> None:
     if summary is None:
         return
     with section("analysis/progress.jsonl"):
-        progress = data.analysis(run, "progress")
+        progress = data.progress(run)
         if progress:
             log_x = st.session_state.get("log_x", True)
             st.plotly_chart(charts.progress_figure(progress, log_x), key="progress_chart")
             caption(st, "dynamics_progress")
 
 
-def _phase_caption(phases: dict[str, Any]) -> str:
-    names = {"memorization": "orange", "circuit_formation": "green", "cleanup": "blue"}
-    bounds = [phases.get(k) for k in ("first_step", "memorization_end", "cleanup_start", "cleanup_end")]
+def _phase_caption(phases: Phases) -> str:
+    """Each phase's span, after a swatch of its shading colour (HTML, for ``st.caption``)."""
+    spans = {name: (a, b) for name, a, b in phases.spans()}
     parts = []
-    for (name, colour), a, b in zip(names.items(), bounds, bounds[1:], strict=False):
-        span = f"steps {a}–{b}" if a is not None and b is not None else "not placed"
-        parts.append(f"{name.replace('_', ' ')} ({colour}): {span}")
-    reasons = phases.get("reasons") or {}
-    why = f" ({reasons['cleanup_start']})" if reasons.get("cleanup_start") else ""
-    return "Phases, shaded: " + "; ".join(parts) + why + "."
+    for name in PHASES:
+        swatch = f'<span style="background:{PHASE_COLORS[name]};padding:0 0.6em;margin-right:0.3em"></span>'
+        span = f"steps {spans[name][0]}–{spans[name][1]}" if name in spans else "not placed"
+        parts.append(f"{swatch}{PHASE_LABELS[name]}: {span}")
+    why = phases.reasons.get("cleanup_start")
+    return "Phases, shaded: " + "; ".join(parts) + (f" ({why})" if why else "") + "."
 
 
-def _key_numbers(metrics: list[dict[str, Any]], events: dict[str, Any], summary: dict[str, Any] | None) -> None:
-    reasons = events.get("reasons") or {}
+def _key_numbers(metrics: list[dict[str, Any]], events: GrokkingEvents, summary: Summary | None) -> None:
     last = max(metrics, key=lambda r: r.get("step", -1))
+    shown = (
+        ("Memorization step", "memorization_step", events.memorization_step),
+        ("Grokking step", "grokking_step", events.grokking_step),
+        ("Delay (steps)", "delay", events.delay),
+    )
     cols = st.columns(4)
-    cols[0].metric("Memorization step", fmt(events.get("memorization_step")), help=reasons.get("memorization_step"))
-    cols[1].metric("Grokking step", fmt(events.get("grokking_step")), help=reasons.get("grokking_step"))
-    cols[2].metric("Delay (steps)", fmt(events.get("delay")), help=reasons.get("delay"))
+    for col, (label, name, value) in zip(cols, shown, strict=False):
+        col.metric(label, fmt(value), help=events.reasons.get(name) or event_rule(name))
     acc = last.get("test_acc")
     cols[3].metric("Final test accuracy", "—" if acc is None else f"{acc:.4f}", help=f"at step {last.get('step')}")
-    cols = st.columns(4)
     if summary is None:
-        cols[0].metric("Key frequencies", "not analysed", help="run `groklab analyze RUN_DIR`")
+        st.columns(4)[0].metric("Key frequencies", "not analysed", help="run `groklab analyze RUN_DIR`")
         return
-    abl = summary.get("ablation") or {}
-    agree = (summary.get("key_frequency_agreement") or {}).get("identical")
+    _analysis_numbers(summary)
+    _criteria(summary)
+
+
+def _analysis_numbers(summary: Summary) -> None:
+    abl, agree = summary.ablation, summary.key_frequency_agreement.identical
+    drop, ctrl = abl.key_frequency_acc_drop, abl.control_acc_drop_mean
+    cols = st.columns(4)
     cols[0].metric(
         "Key frequencies",
-        fmt(summary.get("key_frequencies")),
-        help=f"from {summary.get('key_frequency_source')}; embedding norms give "
-        f"{fmt(summary.get('embedding_key_frequencies'))} ({'same' if agree else 'differs'})",
+        fmt(summary.key_frequencies),
+        help=f"from {summary.key_frequency_source}; embedding norms give "
+        f"{fmt(summary.embedding_key_frequencies)} ({'same' if agree else 'differs'})",
     )
-    drop, ctrl = abl.get("key_frequency_acc_drop"), abl.get("control_acc_drop_mean")
     cols[1].metric(
         "Key-frequency ablation drop",
         "—" if drop is None else f"{drop:.1f} pts",
-        help=abl.get("reason") or "test accuracy drop (points) when the key frequencies are removed from W_E",
+        help=abl.reason or "test accuracy drop (points) when the key frequencies are removed from W_E",
     )
     cols[2].metric(
         "Random-frequency control drop",
@@ -187,23 +195,24 @@ def _key_numbers(metrics: list[dict[str, Any]], events: dict[str, Any], summary:
     )
     cols[3].metric(
         "Neurons to break (< 50%)",
-        fmt(abl.get("neurons_to_break")),
+        fmt(abl.neurons_to_break),
         help="neurons ablated in order of importance until test accuracy falls below 50%",
     )
-    criteria = summary.get("criteria") or []
-    if criteria:
-        passed = sum(bool(c.get("passed")) for c in criteria)
-        with st.expander(f"Success criteria: {passed} of {len(criteria)} pass"):
-            for c in criteria:
-                mark = "✅" if c.get("passed") else "❌"
-                st.markdown(
-                    f"{mark} **{c.get('name')}**: {fmt(c.get('value'))} ({c.get('comparison')} "
-                    f"{c.get('threshold')}): {c.get('detail')}"
-                )
 
 
-def _checkpoint(run: Run, label: str, summary: dict[str, Any] | None) -> None:
-    steps = [s for s, _ in run.checkpoints()]
+def _criteria(summary: Summary) -> None:
+    criteria = summary.criteria
+    if not criteria:
+        return
+    passed = sum(c.passed for c in criteria)
+    with st.expander(f"Success criteria: {passed} of {len(criteria)} pass"):
+        for c in criteria:
+            mark = "✅" if c.passed else "❌"
+            st.markdown(f"{mark} **{c.name}**: {fmt(c.value)} ({c.comparison} {c.threshold}): {c.detail}")
+
+
+def _checkpoint(run: Run, label: str, summary: Summary | None) -> None:
+    steps = run.steps
     if not steps:
         st.info("No checkpoints yet.")
         return
@@ -213,37 +222,39 @@ def _checkpoint(run: Run, label: str, summary: dict[str, Any] | None) -> None:
     else:
         step = st.select_slider("Checkpoint step", options=steps, value=steps[-1], key=f"ckpt_step:{label}")
     view = compute.checkpoint_view(run, step)
-    key_ks = list((summary or {}).get("key_frequencies") or [])
     neurons = view.neurons
     cols = st.columns(3)
     cols[0].metric(
         "Key frequencies at this step",
-        fmt([k["k"] for k in neurons.get("key_frequencies") or []]) if neurons.get("defined") else "—",
-        help=neurons.get("reason") or "frequencies of neuron clusters large enough at this checkpoint",
+        fmt(neurons.key_frequencies) if neurons.defined else "—",
+        help=neurons.reason or "frequencies of neuron clusters large enough at this checkpoint",
     )
-    cols[1].metric("Embedding key frequencies at this step", fmt(view.embedding_key_frequencies))
-    cols[2].metric("Clustered neurons", f"{neurons.get('n_clustered', 0)} / {neurons.get('d_mlp')}")
-    if neurons.get("note"):
-        st.caption(neurons["note"])
+    cols[1].metric("Embedding key frequencies at this step", fmt(neurons.embedding_key_frequencies))
+    cols[2].metric("Clustered neurons", f"{neurons.n_clustered} / {neurons.d_mlp}")
+    if neurons.note:
+        st.caption(neurons.note)
+    marked = (summary.key_frequencies if summary else None) or neurons.embedding_key_frequencies
     left, right = st.columns(2)
-    marked = key_ks or view.embedding_key_frequencies
     left.plotly_chart(
         charts.spectrum_figure(view.frequencies, view.embedding_norms, marked, step), key="spectrum_chart"
     )
     caption(left, "fourier_embedding_spectrum")
-    if neurons.get("defined"):
+    if neurons.defined:
         right.plotly_chart(charts.clusters_figure(view.frequencies, neurons, step), key="clusters_chart")
         caption(right, "neuron_cluster_sizes")
     else:
-        right.info(f"No neuron clusters: {neurons.get('reason')}")
-    default = [k for k in (key_ks or view.embedding_key_frequencies) if k in view.frequencies][:6]
+        right.info(f"No neuron clusters: {neurons.reason}")
+    _circles(view, label, marked)
+
+
+def _circles(view: compute.CheckpointView, label: str, marked: list[int]) -> None:
     ks = st.multiselect(
         "Frequencies to draw as circles",
         view.frequencies,
-        default=default,
+        default=[k for k in marked if k in view.frequencies][:6],
         key=f"circle_ks:{label}",
         help="default: the run's key frequencies (from the analysis), else this checkpoint's embedding key frequencies",
     )
     if ks:
-        st.plotly_chart(charts.circles_figure(compute.circles(view, sorted(ks)[:6]), step), key="circles_chart")
+        st.plotly_chart(charts.circles_figure(compute.circles(view, sorted(ks)[:6]), view.step), key="circles_chart")
         caption(st, "embedding_circles")

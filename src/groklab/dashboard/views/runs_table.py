@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from groklab.conventions import event_rule
 from groklab.dashboard import charts, data
 from groklab.dashboard.data import RunRef
 
@@ -64,8 +65,9 @@ def render(runs_dir: Path, refs: list[RunRef]) -> None:
         column_config={
             "train_acc": st.column_config.NumberColumn(format="%.4f"),
             "test_acc": st.column_config.NumberColumn(format="%.4f"),
-            "grokking_step": st.column_config.NumberColumn(help="first evaluation with test accuracy >= 0.95, held"),
-            "memorization_step": st.column_config.NumberColumn(help="first evaluation with train accuracy >= 0.99"),
+            "grokking_step": st.column_config.NumberColumn(help=event_rule("grokking_step")),
+            "memorization_step": st.column_config.NumberColumn(help=event_rule("memorization_step")),
+            "delay": st.column_config.NumberColumn(help=event_rule("delay")),
         },
     )
     if any(isinstance(r.get("memorization_step"), int) for r in shown):
