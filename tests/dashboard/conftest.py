@@ -36,24 +36,6 @@ def _set_config(run: Run, **task: object) -> None:
 
 
 @pytest.fixture(scope="session")
-def analysed_run(tmp_path_factory) -> Path:
-    """The shared grokked debug run (as in tests/conftest.py), analysed and written through the typed API.
-
-    Shadows the shared fixture, whose ``run.write_analysis(a.summary, a.progress, ...)`` predates
-    ``Run.write_analysis(analysis)``; remove this once the shared fixture writes the typed record."""
-    import groklab
-    from groklab.config import load_config
-    from groklab.train import start_training
-
-    grokking_debug = ["task.train_frac=0.8", "optim.lr=5e-3", "optim.weight_decay=2.0", "train.steps=1500"]
-    out = tmp_path_factory.mktemp("shared") / "grokked"
-    run, result = start_training(load_config("debug", grokking_debug), out)
-    assert result.state == "completed"
-    groklab.analyze(run, device="cpu")
-    return out
-
-
-@pytest.fixture(scope="session")
 def dash_runs(tmp_path_factory, analysed_run: Path) -> Path:
     """runs/ with:
 

@@ -189,7 +189,7 @@ def _summary_csv(sweep_dir: Path) -> tuple[list[dict[str, Any]], list[str], str,
         raise RunError(f"{path}: missing (the sweep has not written its summary yet)")
     df = pd.read_csv(path)
     fixed = {"run_id", "state", "steps", "train_acc", "test_acc", "train_loss", "test_loss"}
-    fixed |= {"memorization_step", "grokking_step", "delay", "n_key_freqs", "error"}
+    fixed |= {"memorization_step", "grokking_step", "delay", "n_key_frequencies", "error"}
     varied = [c for c in df.columns if c not in fixed]
     rows = df.astype(object).where(df.notna(), None).to_dict("records")
     return rows, varied, sweep_dir.name, "summary.csv"
