@@ -100,7 +100,7 @@ def test_report_has_key_numbers_config_and_criteria(reported_run):
     ev = summary.events
     text = html.unescape(re.sub(r"<[^>]+>", " ", page))
     for name in ("memorization_step", "grokking_step", "delay"):  # each event with its rule and value
-        label = name.replace("_", " ") + (" (steps: " if name == "delay" else " (") + event_rule(name) + ")"
+        label = ("delay in steps" if name == "delay" else name.replace("_", " ")) + f" ({event_rule(name)})"
         assert re.search(rf"{re.escape(label)}\s*{getattr(ev, name)}\s", text), name
     assert "first evaluation with test accuracy >= 0.95, held to the end" in text
     assert str(summary.key_frequencies) in text

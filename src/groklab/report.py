@@ -79,16 +79,20 @@ def _rows(rows: Sequence[tuple[str, str]]) -> str:
 
 
 def _event_rows(summary: Summary) -> list[tuple[str, str]]:
+    """Each grokking event labelled with its rule (n/a with the reason when it did not happen), then
+    the final metrics."""
     ev, final = summary.events, summary.final
-    why = ev.reasons
+    events = (
+        ("memorization step", "memorization_step", ev.memorization_step),
+        ("grokking step", "grokking_step", ev.grokking_step),
+        ("delay in steps", "delay", ev.delay),
+    )
     return [
-        (f"memorization step ({event_rule('memorization_step')})", _or_reason(ev.memorization_step, why.get("memorization_step"))),
-        (f"grokking step ({event_rule('grokking_step')})", _or_reason(ev.grokking_step, why.get("grokking_step"))),
-        (f"delay (steps: {event_rule('delay')})", _or_reason(ev.delay, why.get("delay"))),
+        *((f"{label} ({event_rule(name)})", _or_reason(value, ev.reasons.get(name))) for label, name, value in events),
         ("final step", _num(final.step)),
         ("final train / test accuracy", f"{_num(final.train_acc)} / {_num(final.test_acc)}"),
         ("final train / test loss (nats)", f"{_num(final.train_loss)} / {_num(final.test_loss)}"),
-    ]  # fmt: skip
+    ]
 
 
 def _frequency_rows(summary: Summary) -> list[tuple[str, str]]:
@@ -110,9 +114,12 @@ def _ablation_rows(summary: Summary, ablation: AblationReport | None) -> list[tu
     rows = [
         ("baseline test accuracy", _num(ab.baseline_test_acc)),
         ("accuracy drop, key frequencies removed (points)", _or_reason(ab.key_frequency_acc_drop, ab.reason, 3)),
-        ("accuracy drop, random frequencies removed (points, mean)", _or_reason(ab.control_acc_drop_mean, control_why, 3)),
+        (
+            "accuracy drop, random frequencies removed (points, mean)",
+            _or_reason(ab.control_acc_drop_mean, control_why, 3),
+        ),
         ("neurons to ablate (by importance) for test acc < 50%", _or_reason(ab.neurons_to_break, break_why)),
-    ]  # fmt: skip
+    ]
     if ablation is None:
         return rows
     for c in ablation.neurons.clusters:
@@ -182,8 +189,9 @@ def _header(summary: Summary, state: Any, nav: str) -> list[str]:
 
 
 def _nav(groups: Mapping[str, str]) -> str:
-    links = "".join(f"<a href='#g-{_e(g)}'>{_e(label)}</a>" for g, label in groups.items())
-    return f"<nav><a href='#numbers'>key numbers</a><a href='#criteria'>criteria</a><a href='#config'>config</a>{links}</nav>"
+    links = [("numbers", "key numbers"), ("criteria", "criteria"), ("config", "config")]
+    links += [(f"g-{g}", label) for g, label in groups.items()]
+    return "<nav>" + "".join(f"<a href='#{_e(a)}'>{_e(label)}</a>" for a, label in links) + "</nav>"
 
 
 def _figure(f: ReportFigure) -> str:
@@ -207,8 +215,8 @@ def _skipped(skipped: Sequence[Mapping[str, str]]) -> list[str]:
     if not skipped:
         return []
     rows = [f"<tr><td>{_e(s.get('title') or s.get('name'))}</td><td>{_e(s.get('reason'))}</td></tr>" for s in skipped]
-    return ["<h2 id='skipped'>Figures not drawn for this run</h2><table><tr><th>figure</th><th>reason</th></tr>",
-            *rows, "</table>"]  # fmt: skip
+    head = "<h2 id='skipped'>Figures not drawn for this run</h2><table><tr><th>figure</th><th>reason</th></tr>"
+    return [head, *rows, "</table>"]
 
 
 def render_report(

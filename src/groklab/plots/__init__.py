@@ -11,8 +11,8 @@
   registered adapters that feed them from a RunData.
 
 Figures are made with matplotlib's object-oriented API (no pyplot, no global state); saving
-renders them with Agg. Nothing here writes into a run directory: :func:`save` renders one figure to the path it is given,
-and the CLI (through ``Run.write_figure``) decides the path.
+renders them with Agg. Nothing here writes into a run directory: :func:`save` renders one figure
+to the path it is given, and the CLI (through ``Run.write_figure``) decides the path.
 """
 
 from __future__ import annotations

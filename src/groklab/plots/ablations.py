@@ -3,7 +3,7 @@ neuron ablation against random orders, frequency clusters, heads and single-neur
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -16,6 +16,7 @@ from groklab.records import (
     ClusterAblation,
     CumulativeAblation,
     FrequencyAblation,
+    FrequencyDraw,
     GroupAblation,
     HeadAblation,
     NeuronRow,
@@ -37,12 +38,13 @@ def frequency_ablation(freq: FrequencyAblation, baseline: Score, title: str) -> 
         f"key k removed\n{klist(freq.key.frequencies, 4)}",
         f"{freq.control.n_frequencies} random k removed\n({len(draws)} draws)",
     ]
-    panels = (
-        (axes[0, 0], [baseline.test_acc, freq.key.test_acc], [d.test_acc for d in draws], "test accuracy (fraction)"),
-        (axes[0, 1], [baseline.test_loss, freq.key.test_loss], [d.test_loss for d in draws], "test loss (nats, log scale)"),
-    )  # fmt: skip
-    for i, (ax, intact_key, ctrl, ylabel) in enumerate(panels):
-        heights = [*intact_key, float(np.mean(ctrl)) if ctrl else np.nan]
+    panels: tuple[tuple[str, Callable[[Score | FrequencyDraw], float]], ...] = (
+        ("test accuracy (fraction)", lambda s: s.test_acc),
+        ("test loss (nats, log scale)", lambda s: s.test_loss),
+    )
+    for i, (ax, (ylabel, score)) in enumerate(zip(axes.flat, panels, strict=True)):
+        ctrl = [score(d) for d in draws]
+        heights = [score(baseline), score(freq.key), float(np.mean(ctrl)) if ctrl else np.nan]
         bars = ax.bar(labels, heights, color=[BASE, KEY, CONTROL])
         ax.bar_label(bars, fmt="%.3g", fontsize=8)
         if ctrl:
