@@ -47,6 +47,5 @@ def analysed_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("shared") / "grokked"
     run, result = start_training(load_config("debug", GROKKING_DEBUG), out)
     assert result.state == "completed"
-    a = analyze_run(run)
-    run.write_analysis(a)
+    run.write_analysis(analyze_run(run))
     return out

@@ -15,8 +15,20 @@ from pathlib import Path
 
 import pytest
 
+from groklab.conventions import event_rule
 from groklab.plots import FIGURES, GROUPS, specs
+from groklab.records import (
+    AblationSummary,
+    Agreement,
+    Criterion,
+    FinalMetrics,
+    GrokkingEvents,
+    Phases,
+    RunInfo,
+    Summary,
+)
 from groklab.report import ReportFigure, render_report
+from groklab.runs import load_run
 
 GROKLAB = [sys.executable, "-m", "groklab"]
 MAGIC = {"png": b"\x89PNG\r\n\x1a\n", "gif": b"GIF8"}
@@ -84,19 +96,25 @@ def test_report_is_self_contained(reported_run):
 def test_report_has_key_numbers_config_and_criteria(reported_run):
     path, _ = reported_run
     page = (path / "report.html").read_text()
-    summary = json.loads((path / "analysis" / "summary.json").read_text())
-    ev = summary["events"]
+    summary = load_run(path).analysis.summary
+    ev = summary.events
     text = html.unescape(re.sub(r"<[^>]+>", " ", page))
-    assert re.search(rf"grokking step \(test acc >= 0.95, held\)\s*{ev['grokking_step']}\s", text)
-    assert re.search(rf"memorization step \(train acc >= 0.99\)\s*{ev['memorization_step']}\s", text)
-    assert re.search(rf"delay \(steps\)\s*{ev['delay']}\s", text)
-    assert str(summary["key_frequencies"]) in text
-    drop = summary["ablation"]["key_frequency_acc_drop"]
+    for name in ("memorization_step", "grokking_step", "delay"):  # each event with its rule and value
+        label = ("delay in steps" if name == "delay" else name.replace("_", " ")) + f" ({event_rule(name)})"
+        assert re.search(rf"{re.escape(label)}\s*{getattr(ev, name)}\s", text), name
+    assert "first evaluation with test accuracy >= 0.95, held to the end" in text
+    assert str(summary.key_frequencies) in text
+    counts = ", ".join(f"{k}: {n}" for k, n in summary.key_frequency_counts.items())
+    assert re.search(rf"by neuron clusters \(k: neurons\)\s*{re.escape(counts)}\s", text)
+    drop = summary.ablation.key_frequency_acc_drop
     assert f"{drop:.3g}" in text
-    for c in summary["criteria"]:
-        row = re.search(rf"<tr><td>{c['name']}</td>.*?</tr>", page)
-        assert row, c["name"]
-        assert ("pass" if c["passed"] else "fail") in row.group(0)
+    for c in summary.criteria:
+        row = re.search(rf"<tr><td>{c.name}</td>.*?</tr>", page)
+        assert row, c.name
+        assert ("pass" if c.passed else "fail") in row.group(0)
+    ph = summary.phases  # each phase from its start to its end, or to why the end is unknown
+    end = ph.cleanup_start if ph.cleanup_start is not None else f"n/a: {ph.reasons['cleanup_start']}"
+    assert f"circuit formation {ph.memorization_end} to {end}" in " ".join(text.split())
     assert "train_frac" in text and "weight_decay" in text  # the resolved config
     for label in GROUPS.values():
         assert label in text
@@ -139,25 +157,33 @@ def test_figures_on_a_run_without_checkpoints_says_why(analysed_run, tmp_path, c
     run.mkdir()
     shutil.copy(analysed_run / "config.yaml", run / "config.yaml")
     res = cli("figures", run)
-    assert res.returncode == 2 and "no checkpoint to analyse" in res.stderr
+    assert res.returncode == 2 and "no checkpoint or snapshot to analyse" in res.stderr
     assert "Traceback" not in res.stderr
 
 
+def never_grokked_summary() -> Summary:
+    """A run that memorized and never grokked: nulls with their reasons."""
+    never = "test accuracy never reached 0.95 (best 0.31 at step 300)"
+    no_keys = "no key frequencies were found"
+    return Summary(
+        run="r", config=RunInfo("x", "mul", 7, 0.3, 0), state="completed", analysed_step=300, n_checkpoints=4,
+        events=GrokkingEvents(40, None, None, 300, 10, reasons={"grokking_step": never, "delay": "no grokking step"}),
+        phases=Phases(0, None, None, None, 300, None, None, rules={}, reasons={"memorization_end": "no grokking step"}),
+        key_frequencies=[], key_frequency_counts={}, key_frequency_source="embedding norms",
+        embedding_key_frequencies=[], key_frequency_agreement=Agreement([], [], [], 1.0, True),
+        final=FinalMetrics(300, 0.01, 1.0, 2.5, 0.31),
+        criteria=[Criterion("generalization", 0.31, 0.95, ">=", False, "never reached")], all_passed=False,
+        ablation=AblationSummary(0.31, None, None, None, no_keys),
+    )  # fmt: skip
+
+
 def test_render_report_shows_nulls_with_their_reasons():
-    summary = {
-        "run": "r",
-        "config": {"name": "x", "op": "mul", "p": 7},
-        "events": {"memorization_step": 40, "grokking_step": None, "delay": None, "reasons": {
-            "grokking_step": "test accuracy never reached 0.95 (best 0.31 at step 300)", "delay": "no grokking step"}},
-        "key_frequencies": [],
-        "ablation": {"key_frequency_acc_drop": None, "reason": "no key frequencies were found"},
-        "criteria": [{"name": "generalization", "value": 0.31, "threshold": 0.95, "comparison": ">=",
-                      "passed": False, "detail": "never reached"}],
-    }  # fmt: skip
     fig = ReportFigure("f", "dynamics", "A <title>", "look & see", "png", MAGIC["png"] + b"x")
-    page = render_report(summary, "name: x\n", [fig], [{"name": "g", "title": "G", "reason": "MLP has no attention"}])
+    skipped = [{"name": "g", "title": "G", "reason": "MLP has no attention"}]
+    page = render_report(never_grokked_summary(), "name: x\n", [fig], skipped)
     assert "n/a: test accuracy never reached 0.95 (best 0.31 at step 300)" in page
     assert "n/a: no key frequencies were found" in page
+    assert "0 to <span class='null'>n/a: no grokking step</span>" in page  # memorization has no end
     assert "<span class='fail'>0 of 1 passed</span>" in page
     assert "A &lt;title&gt;" in page and "look &amp; see" in page  # escaped
     assert "MLP has no attention" in page

@@ -155,7 +155,7 @@ def draw_figures(run: Any, quiet: bool) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     data = plots.RunData(run)
-    index: dict[str, Any] = {"analysed_step": data.summary.get("analysed_step")}
+    index: dict[str, Any] = {"analysed_step": data.summary.analysed_step}
     index.update(figures=[], skipped=[], failed=[])
     with spinner("drawing figures", quiet) as say:
         for r in plots.render_all(data):

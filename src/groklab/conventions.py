@@ -25,7 +25,14 @@ PHASE_LABELS = {"memorization": "memorization", "circuit_formation": "circuit fo
 PHASE_COLORS = {"memorization": "#fde0c5", "circuit_formation": "#d8ecd0", "cleanup": "#dbe4f5"}
 
 # Line colours with a meaning, the same in matplotlib and Plotly.
-COLORS = {"train": "#1f77b4", "test": "#d62728", "key": "#d62728", "other": "#9aa5b1", "neutral": "#7f7f7f"}
+COLORS = {
+    "train": "#1f77b4",
+    "test": "#d62728",
+    "key": "#d62728",  # key frequencies, and what removing or ablating them does
+    "other": "#9aa5b1",  # non-key frequencies, random controls
+    "neutral": "#7f7f7f",
+    "intact": "#4c72b0",  # the model before an ablation (baseline)
+}
 
 
 def event_rule(name: str) -> str:

@@ -15,6 +15,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from groklab.analysis.neurons import EMBED_FRACTION
+from groklab.conventions import PHASE_LABELS, PHASES, event_rule
+from groklab.records import AblationReport, Criterion, Phases, Summary
 from groklab.runs import Run, RunError
 
 __all__ = ["ReportFigure", "render_report", "run_report"]
@@ -75,171 +78,184 @@ def _rows(rows: Sequence[tuple[str, str]]) -> str:
     return f"<table>{body}</table>"
 
 
-def _key_numbers(summary: Mapping[str, Any], ablation: Mapping[str, Any] | None) -> str:
-    ev = summary.get("events") or {}
-    why = ev.get("reasons") or {}
-    final = summary.get("final") or {}
-    ab = summary.get("ablation") or {}
-    control = (((ablation or {}).get("frequency") or {}).get("control")) or {}
-    control_why = ab.get("reason") or control.get("note") or ("no control draws" if control else None)
-    by_neurons = summary.get("key_frequencies_by_neurons") or []
-    agree = summary.get("key_frequency_agreement") or {}
+def _event_rows(summary: Summary) -> list[tuple[str, str]]:
+    """Each grokking event labelled with its rule (n/a with the reason when it did not happen), then
+    the final metrics."""
+    ev, final = summary.events, summary.final
+    events = (
+        ("memorization step", "memorization_step", ev.memorization_step),
+        ("grokking step", "grokking_step", ev.grokking_step),
+        ("delay in steps", "delay", ev.delay),
+    )
+    return [
+        *((f"{label} ({event_rule(name)})", _or_reason(value, ev.reasons.get(name))) for label, name, value in events),
+        ("final step", _num(final.step)),
+        ("final train / test accuracy", f"{_num(final.train_acc)} / {_num(final.test_acc)}"),
+        ("final train / test loss (nats)", f"{_num(final.train_loss)} / {_num(final.test_loss)}"),
+    ]
+
+
+def _frequency_rows(summary: Summary) -> list[tuple[str, str]]:
+    counts = ", ".join(f"{k}: {n}" for k, n in summary.key_frequency_counts.items())
+    used = _e(summary.key_frequencies) + f" <span class='null'>from {_e(summary.key_frequency_source)}</span>"
+    return [
+        ("key frequencies (used)", used),
+        ("by neuron clusters (k: neurons)", _e(counts or "none")),
+        (f"by embedding norm (>= {EMBED_FRACTION:g} of the largest)", _e(summary.embedding_key_frequencies)),
+        ("agreement of the two lists (Jaccard)", _num(summary.key_frequency_agreement.jaccard, 3)),
+    ]
+
+
+def _ablation_rows(summary: Summary, ablation: AblationReport | None) -> list[tuple[str, str]]:
+    ab = summary.ablation
+    freq = ablation.frequency if ablation is not None else None
+    control_why = ab.reason or (freq.control.note or "no control draws" if freq is not None else None)
+    break_why = ablation.neurons.cumulative.n_to_below_half_reason if ablation is not None else None
     rows = [
-        (
-            "memorization step (train acc >= 0.99)",
-            _or_reason(ev.get("memorization_step"), why.get("memorization_step")),
-        ),
-        ("grokking step (test acc >= 0.95, held)", _or_reason(ev.get("grokking_step"), why.get("grokking_step"))),
-        ("delay (steps)", _or_reason(ev.get("delay"), why.get("delay"))),
-        ("final step", _num(final.get("step"))),
-        ("final train / test accuracy", f"{_num(final.get('train_acc'))} / {_num(final.get('test_acc'))}"),
-        ("final train / test loss (nats)", f"{_num(final.get('train_loss'))} / {_num(final.get('test_loss'))}"),
-        (
-            "key frequencies (used)",
-            _e(summary.get("key_frequencies"))
-            + f" <span class='null'>from {_e(summary.get('key_frequency_source'))}</span>",
-        ),
-        ("by neuron clusters (k: neurons)", _e(", ".join(f"{c['k']}: {c['count']}" for c in by_neurons) or "none")),
-        ("by embedding norm (>= 1/4 of max)", _e(summary.get("embedding_key_frequencies"))),
-        ("agreement of the two lists (Jaccard)", _num(agree.get("jaccard"), 3)),
-        ("baseline test accuracy", _num(ab.get("baseline_test_acc"))),
-        (
-            "accuracy drop, key frequencies removed (points)",
-            _or_reason(ab.get("key_frequency_acc_drop"), ab.get("reason"), 3),
-        ),
+        ("baseline test accuracy", _num(ab.baseline_test_acc)),
+        ("accuracy drop, key frequencies removed (points)", _or_reason(ab.key_frequency_acc_drop, ab.reason, 3)),
         (
             "accuracy drop, random frequencies removed (points, mean)",
-            _or_reason(ab.get("control_acc_drop_mean"), control_why, 3),
+            _or_reason(ab.control_acc_drop_mean, control_why, 3),
         ),
+        ("neurons to ablate (by importance) for test acc < 50%", _or_reason(ab.neurons_to_break, break_why)),
     ]
-    cum = ((ablation or {}).get("neurons") or {}).get("cumulative") or {}
-    rows.append(
-        (
-            "neurons to ablate (by importance) for test acc < 50%",
-            _or_reason(ab.get("neurons_to_break"), cum.get("n_to_below_half_reason")),
-        )
-    )
-    for c in ((ablation or {}).get("neurons") or {}).get("clusters") or []:
+    if ablation is None:
+        return rows
+    for c in ablation.neurons.clusters:
         rows.append(
-            (f"cluster k = {c['k']} ({c['size']} neurons) ablated: test acc", f"{_num(c['ablated']['test_acc'])} "
-             f"<span class='null'>(random groups: {_num(c['random']['test_acc']['mean'])})</span>"),
+            (f"cluster k = {c.k} ({c.size} neurons) ablated: test acc", f"{_num(c.ablated.test_acc)} "
+             f"<span class='null'>(random groups: {_num(c.random.test_acc.mean)})</span>"),
         )  # fmt: skip
-    for h in (ablation or {}).get("heads") or []:
-        rows.append((f"head {h['layer']}.{h['head']} ablated: accuracy drop (points)", _num(h["acc_drop"], 3)))
-    return _rows(rows)
+    for h in ablation.heads or []:
+        rows.append((f"head {h.layer}.{h.head} ablated: accuracy drop (points)", _num(h.acc_drop, 3)))
+    return rows
 
 
-def _phases(summary: Mapping[str, Any]) -> str:
-    ph = summary.get("phases") or {}
-    why = ph.get("reasons") or {}
-    rows = [
-        (
-            "memorization",
-            f"{_num(ph.get('first_step'))} to {_or_reason(ph.get('memorization_end'), why.get('memorization_end'))}",
-        ),
-        (
-            "circuit formation",
-            f"{_num(ph.get('memorization_end'))} to {_or_reason(ph.get('cleanup_start'), why.get('cleanup_start'))}",
-        ),
-        ("cleanup", f"{_num(ph.get('cleanup_start'))} to {_or_reason(ph.get('cleanup_end'), why.get('cleanup_end'))}"),
+def _key_numbers(summary: Summary, ablation: AblationReport | None) -> str:
+    return _rows(_event_rows(summary) + _frequency_rows(summary) + _ablation_rows(summary, ablation))
+
+
+def _phases(ph: Phases) -> str:
+    """Each phase's start and end step (an end that could not be placed: n/a with the reason)."""
+    bounds = [
+        ("first_step", ph.first_step),
+        ("memorization_end", ph.memorization_end),
+        ("cleanup_start", ph.cleanup_start),
+        ("cleanup_end", ph.cleanup_end),
     ]
-    rules = ph.get("rules") or {}
-    notes = "".join(f"<li><b>{_e(k.replace('_', ' '))}</b>: {_e(v)}</li>" for k, v in rules.items())
+    rows = [
+        (PHASE_LABELS[name], f"{_num(start)} to {_or_reason(end, ph.reasons.get(end_name))}")
+        for name, (_, start), (end_name, end) in zip(PHASES, bounds, bounds[1:], strict=False)
+    ]
+    notes = "".join(f"<li><b>{_e(k.replace('_', ' '))}</b>: {_e(v)}</li>" for k, v in ph.rules.items())
     return _rows(rows) + (f"<details><summary>phase rules</summary><ul>{notes}</ul></details>" if notes else "")
 
 
-def _criteria(summary: Mapping[str, Any]) -> str:
-    crit = summary.get("criteria") or []
-    if not crit:
+def _criterion_row(c: Criterion) -> str:
+    mark = "<span class='pass'>pass</span>" if c.passed else "<span class='fail'>fail</span>"
+    return (
+        f"<tr><td>{_e(c.name)}</td><td class='num'>{_num(c.value)}</td>"
+        f"<td>{_e(c.comparison)} {_num(c.threshold)}</td><td>{mark}</td><td>{_e(c.detail)}</td></tr>"
+    )
+
+
+def _criteria(criteria: Sequence[Criterion]) -> str:
+    if not criteria:
         return "<p class='null'>no success criteria in summary.json</p>"
     head = "<tr><th>criterion</th><th>value</th><th>needs</th><th>result</th><th>detail</th></tr>"
-    body = []
-    for c in crit:
-        mark = "<span class='pass'>pass</span>" if c.get("passed") else "<span class='fail'>fail</span>"
-        body.append(
-            f"<tr><td>{_e(c.get('name'))}</td><td class='num'>{_num(c.get('value'))}</td>"
-            f"<td>{_e(c.get('comparison'))} {_num(c.get('threshold'))}</td><td>{mark}</td><td>{_e(c.get('detail') or '')}</td></tr>"
-        )
-    n_pass = sum(1 for c in crit if c.get("passed"))
+    n_pass = sum(1 for c in criteria if c.passed)
     verdict = (
         "<span class='pass'>all passed</span>"
-        if n_pass == len(crit)
-        else f"<span class='fail'>{n_pass} of {len(crit)} passed</span>"
+        if n_pass == len(criteria)
+        else f"<span class='fail'>{n_pass} of {len(criteria)} passed</span>"
     )
-    return f"<p>{verdict}</p><table>{head}{''.join(body)}</table>"
+    return f"<p>{verdict}</p><table>{head}{''.join(map(_criterion_row, criteria))}</table>"
 
 
-def render_report(
-    summary: Mapping[str, Any],
-    config_yaml: str,
-    figures: Sequence[ReportFigure],
-    skipped: Sequence[Mapping[str, str]] = (),
-    ablation: Mapping[str, Any] | None = None,
-    groups: Mapping[str, str] | None = None,
-    status: Mapping[str, Any] | None = None,
-) -> str:
-    """The report page (HTML text). ``skipped``: [{name, title, reason}] of figures with no data."""
-    cfg = summary.get("config") or {}
-    title = f"groklab report: {summary.get('run', '')}"
-    groups = dict(groups or {})
-    for f in figures:
-        groups.setdefault(f.group, f.group)
-    parts = [
+def _header(summary: Summary, state: Any, nav: str) -> list[str]:
+    """The page's head, title line, subtitle (the run and its analysis) and navigation."""
+    cfg = summary.config
+    title = f"groklab report: {summary.run}"
+    return [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>",
         f"<h1>{_e(title)}</h1>",
-        f"<p class='sub'>{_e(cfg.get('name'))}: op {_e(cfg.get('op'))}, p = {_e(cfg.get('p'))}, "
-        f"train fraction {_e(cfg.get('train_frac'))}, seed {_e(cfg.get('seed'))}; state {_e((status or {}).get('state', summary.get('state')))}; "
-        f"analysed at step {_e(summary.get('analysed_step'))} over {_e(summary.get('n_checkpoints'))} checkpoints</p>",
-        "<nav><a href='#numbers'>key numbers</a><a href='#criteria'>criteria</a><a href='#config'>config</a>"
-        + "".join(
-            f"<a href='#g-{_e(g)}'>{_e(label)}</a>" for g, label in groups.items() if any(f.group == g for f in figures)
-        )
-        + "</nav>",
+        f"<p class='sub'>{_e(cfg.name)}: op {_e(cfg.op)}, p = {_e(cfg.p)}, train fraction {_e(cfg.train_frac)}, "
+        f"seed {_e(cfg.seed)}; state {_e(state)}; analysed at step {_e(summary.analysed_step)} over "
+        f"{_e(summary.n_checkpoints)} checkpoints</p>",
+        nav,
     ]
-    for w in summary.get("warnings") or []:
-        parts.append(f"<p class='warn'>{_e(w)}</p>")
+
+
+def _nav(groups: Mapping[str, str]) -> str:
+    links = [("numbers", "key numbers"), ("criteria", "criteria"), ("config", "config")]
+    links += [(f"g-{g}", label) for g, label in groups.items()]
+    return "<nav>" + "".join(f"<a href='#{_e(a)}'>{_e(label)}</a>" for a, label in links) + "</nav>"
+
+
+def _figure(f: ReportFigure) -> str:
+    data = base64.b64encode(f.data).decode("ascii")
+    src = f"data:{MIME.get(f.kind, 'image/png')};base64,{data}"
+    return (
+        f"<figure id='fig-{_e(f.name)}'><img alt='{_e(f.title)}' src='{src}'><figcaption><b>{_e(f.title)}.</b> "
+        f"{_e(f.caption)} <span class='null'>({_e(f.name)}.{_e(f.kind)})</span></figcaption></figure>"
+    )
+
+
+def _figure_sections(figures: Sequence[ReportFigure], groups: Mapping[str, str]) -> list[str]:
+    parts = []
+    for g, label in groups.items():
+        parts.append(f"<h2 id='g-{_e(g)}'>{_e(label)}</h2>")
+        parts += [_figure(f) for f in figures if f.group == g]
+    return parts
+
+
+def _skipped(skipped: Sequence[Mapping[str, str]]) -> list[str]:
+    if not skipped:
+        return []
+    rows = [f"<tr><td>{_e(s.get('title') or s.get('name'))}</td><td>{_e(s.get('reason'))}</td></tr>" for s in skipped]
+    head = "<h2 id='skipped'>Figures not drawn for this run</h2><table><tr><th>figure</th><th>reason</th></tr>"
+    return [head, *rows, "</table>"]
+
+
+def render_report(
+    summary: Summary,
+    config_yaml: str,
+    figures: Sequence[ReportFigure],
+    skipped: Sequence[Mapping[str, str]] = (),
+    ablation: AblationReport | None = None,
+    groups: Mapping[str, str] | None = None,
+    status: Mapping[str, Any] | None = None,
+) -> str:
+    """The report page (HTML text). ``skipped``: [{name, title, reason}] of figures with no data;
+    ``groups``: figure group -> heading, in page order (groups of ``figures`` not in it are added);
+    ``status``: the run's status.json, whose state is shown (else the state the analysis saw)."""
+    order = dict(groups or {})
+    for f in figures:
+        order.setdefault(f.group, f.group)
+    shown = {g: label for g, label in order.items() if any(f.group == g for f in figures)}
+    state = (status or {}).get("state", summary.state)
+    parts = _header(summary, state, _nav(shown))
+    parts += [f"<p class='warn'>{_e(w)}</p>" for w in summary.warnings]
     parts += [
         "<h2 id='numbers'>Key numbers</h2>",
         _key_numbers(summary, ablation),
         "<h3>Phases</h3>",
-        _phases(summary),
+        _phases(summary.phases),
         "<h2 id='criteria'>Success criteria</h2>",
-        _criteria(summary),
+        _criteria(summary.criteria),
         "<h2 id='config'>Config</h2>",
         f"<pre>{_e(config_yaml)}</pre>",
     ]
-    for g, label in groups.items():
-        figs = [f for f in figures if f.group == g]
-        if not figs:
-            continue
-        parts.append(f"<h2 id='g-{_e(g)}'>{_e(label)}</h2>")
-        for f in figs:
-            data = base64.b64encode(f.data).decode("ascii")
-            parts.append(
-                f"<figure id='fig-{_e(f.name)}'><img alt='{_e(f.title)}' src='data:{MIME.get(f.kind, 'image/png')};base64,{data}'>"
-                f"<figcaption><b>{_e(f.title)}.</b> {_e(f.caption)} <span class='null'>({_e(f.name)}.{_e(f.kind)})</span></figcaption></figure>"
-            )
-    if skipped:
-        parts.append(
-            "<h2 id='skipped'>Figures not drawn for this run</h2><table><tr><th>figure</th><th>reason</th></tr>"
-        )
-        parts += [
-            f"<tr><td>{_e(s.get('title') or s.get('name'))}</td><td>{_e(s.get('reason'))}</td></tr>" for s in skipped
-        ]
-        parts.append("</table>")
+    parts += _figure_sections(figures, shown)
+    parts += _skipped(skipped)
     parts.append("</body></html>\n")
     return "\n".join(parts)
 
 
-def run_report(run: Run) -> str:
-    """The report of an analysed run whose figures were drawn; RunError names what is missing."""
-    from groklab.plots.registry import GROUPS
-
-    summary = run.analysis("summary")
-    index = run.figure_index()
-    if index is None:
-        raise RunError(f"{run.figures_dir}: no index.json (run `groklab figures {run.path}`)")
+def _report_figures(run: Run, index: Mapping[str, Any]) -> list[ReportFigure]:
+    """The figures listed in figures/index.json with their bytes; RunError names a missing file."""
     figures = []
     for f in index.get("figures", []):
         path = run.figures_dir / f["file"]
@@ -248,10 +264,19 @@ def run_report(run: Run) -> str:
         except OSError:
             raise RunError(f"{path}: missing (run `groklab figures {run.path}` again)") from None
         figures.append(ReportFigure(f["name"], f["group"], f["title"], f["caption"], f["kind"], data))
-    try:
-        ablation = run.analysis("ablation")
-    except RunError:
-        ablation = None
+    return figures
+
+
+def run_report(run: Run) -> str:
+    """The report of an analysed run whose figures were drawn; RunError names what is missing."""
+    from groklab.plots.registry import GROUPS
+
+    analysis = run.analysis
+    index = run.figure_index()
+    if index is None:
+        raise RunError(f"{run.figures_dir}: no index.json (run `groklab figures {run.path}`)")
+    figures = _report_figures(run, index)
+    config = run.config_path.read_text()
     return render_report(
-        summary, run.config_path.read_text(), figures, index.get("skipped", []), ablation, GROUPS, run.status()
+        analysis.summary, config, figures, index.get("skipped", []), analysis.ablation, GROUPS, run.status()
     )

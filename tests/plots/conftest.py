@@ -23,8 +23,7 @@ def mlp_mul_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("mlp") / "mul"
     run, result = start_training(load_config("debug", ["model.arch=mlp", "task.op=mul", "train.steps=100"]), out)
     assert result.state == "completed"
-    a = analyze_run(run)
-    run.write_analysis(a.summary, a.progress, a.fourier, a.neurons, a.ablation)
+    run.write_analysis(analyze_run(run))
     return out
 
 

@@ -43,8 +43,14 @@ def bar_heights(ax):
     return [p.get_height() for p in ax.patches if type(p).__name__ == "Rectangle"]
 
 
-def positive_steps(records, key):
-    return [(r["step"], r[key]) for r in records if r["step"] > 0 and r.get(key) is not None]
+def positive_steps(metrics, key):
+    """(step, value) of a metrics.jsonl column where a log step axis shows it."""
+    return [(r["step"], r[key]) for r in metrics if r["step"] > 0 and r.get(key) is not None]
+
+
+def measure(progress, field):
+    """The values of a progress measure where a log step axis shows them."""
+    return [getattr(r, field) for r in progress if r.step > 0 and getattr(r, field) is not None]
 
 
 # ------------------------------------------------------------------ the registry
@@ -89,7 +95,7 @@ def test_accuracy_and_loss_curves_are_metrics(data):
         assert ln.get_ydata().tolist() == [v for _, v in want]
     ev = data.events
     marked = {ln.get_xdata()[0] for ln in lines(fig) if str(ln.get_label()).startswith(("memorization", "grokking"))}
-    assert marked == {ev["memorization_step"], ev["grokking_step"]}
+    assert marked == {ev.memorization_step, ev.grokking_step}
     fig = draw("dynamics_loss", data)
     (ln,) = lines(fig, label="test")
     assert ln.get_ydata().tolist() == [v for _, v in positive_steps(data.metrics, "test_loss")]
@@ -99,13 +105,13 @@ def test_progress_panel_is_progress_jsonl(data):
     fig = draw("dynamics_progress", data)
     for key in ("restricted_loss", "excluded_loss", "gini_embed", "weight_norm", "trig_fve_logits", "cos_fraction"):
         (ln,) = lines(fig, gid=key)
-        assert ln.get_ydata().tolist() == [v for _, v in positive_steps(data.progress, key)], key
+        assert ln.get_ydata().tolist() == measure(data.progress, key), key
 
 
 def test_per_sample_losses_average_to_the_recorded_test_loss(data):
     steps, losses = data.test_losses
-    assert steps == [r["step"] for r in data.progress]
-    recorded = [r["test_loss"] for r in data.progress]
+    assert steps == [r.step for r in data.progress]
+    recorded = [r.test_loss for r in data.progress]
     np.testing.assert_allclose(losses.mean(1), recorded, rtol=1e-6)
     img = draw("dynamics_sample_loss", data).axes[0].images[0].get_array()
     assert img.shape == (losses.shape[1], len(steps))  # rows: samples, columns: checkpoints
@@ -114,29 +120,29 @@ def test_per_sample_losses_average_to_the_recorded_test_loss(data):
 
 def test_spectrum_bars_are_fourier_json(data):
     ax = draw("fourier_embedding_spectrum", data).axes[0]
-    assert bar_heights(ax) == data.fourier["embedding_norms"]
+    assert bar_heights(ax) == data.fourier.embedding_norms
     ax = draw("fourier_unembed_spectrum", data).axes[0]
-    assert bar_heights(ax) == data.fourier["unembed_norms"]
+    assert bar_heights(ax) == data.fourier.unembed_norms
 
 
 def test_spectra_over_checkpoints_and_cos_coefficients(data):
-    over = data.fourier["over_checkpoints"]
+    over = data.fourier.over_checkpoints
     img = draw("fourier_spectrum_over_checkpoints", data).axes[0].images[0].get_array()
-    np.testing.assert_array_equal(img, [r["embedding_norms"] for r in over])
+    np.testing.assert_array_equal(img, [r.embedding_norms for r in over])
     img = draw("fourier_unembed_over_checkpoints", data).axes[0].images[0].get_array()
-    np.testing.assert_array_equal(img, [r["unembed_norms"] for r in over])
+    np.testing.assert_array_equal(img, [r.unembed_norms for r in over])
     fig = draw("fourier_cos_coefficients", data)
     for k in data.keys:
         (ln,) = lines(fig, gid=f"k={k}")
-        assert ln.get_ydata().tolist() == [r["cos_coefficients"][k - 1] for r in over if r["step"] > 0]
+        assert ln.get_ydata().tolist() == [r.cos_coefficients[k - 1] for r in over if r.step > 0]
     # the final coefficients of the key frequencies are the largest: what the caption says to look for
-    final = np.asarray(over[-1]["cos_coefficients"])
+    final = np.asarray(over[-1].cos_coefficients)
     assert set(np.argsort(-np.abs(final))[: len(data.keys)] + 1) == set(data.keys)
 
 
 def test_logit_fourier_norms_image(data):
     img = np.asarray(draw("fourier_logit_norms", data).axes[0].images[0].get_array())
-    norms = np.asarray(data.fourier["logit_norms"])
+    norms = np.asarray(data.fourier.logit_norms)
     big = norms >= img.min()
     np.testing.assert_allclose(img[big], norms[big])
 
@@ -144,31 +150,31 @@ def test_logit_fourier_norms_image(data):
 def test_neuron_figures_are_neurons_json(data):
     n = data.neurons
     ax = draw("neuron_cluster_sizes", data).axes[0]
-    assert bar_heights(ax) == [c["size"] for c in n["clusters"]]
+    assert bar_heights(ax) == [c.size for c in n.clusters]
     img = draw("neuron_fve_heatmap", data).axes[0].images[0].get_array()
     order, _ = cluster_order(n)
-    assert sorted(order) == list(range(n["d_mlp"]))
-    np.testing.assert_array_equal(img, np.asarray(n["fve"])[order])
+    assert sorted(order) == list(range(n.d_mlp))
+    np.testing.assert_array_equal(img, np.asarray(n.fve)[order])
     # each clustered row's brightest cell is its cluster's frequency
-    for c in n["clusters"]:
-        for i in c["neurons"]:
-            assert int(np.argmax(n["fve"][i])) + 1 == c["k"]
+    for c in n.clusters:
+        for i in c.neurons:
+            assert int(np.argmax(n.fve[i])) + 1 == c.k
     ax = draw("neuron_scores", data).axes[0]
-    assert sum(bar_heights(ax)) == n["d_mlp"]
+    assert sum(bar_heights(ax)) == n.d_mlp
 
 
 def test_activation_grids_are_the_neurons_activations(data):
     from groklab.analysis.neurons import eq_activations
 
     fig = draw("neuron_activation_grids", data)
-    _, post, _ = eq_activations(data.model(), data.dataset.tokens)
+    _, post, _ = eq_activations(data.checkpoint_model, data.dataset.tokens)
     p = data.p
-    scores = data.neurons["neuron_score"]
+    scores = data.neurons.neuron_score
     for ax in main_axes(fig):
         title = ax.get_title()  # "neuron N: k = K, FVE S"
         neuron = int(title.split(":")[0].split()[1])
         k = int(title.split("k = ")[1].split(",")[0])
-        assert neuron in next(c["neurons"] for c in data.neurons["clusters"] if c["k"] == k)
+        assert neuron in next(c.neurons for c in data.neurons.clusters if c.k == k)
         assert f"{scores[neuron]:.2f}" in title
         np.testing.assert_allclose(ax.images[0].get_array(), post[:, neuron].reshape(p, p).numpy())
 
@@ -176,35 +182,38 @@ def test_activation_grids_are_the_neurons_activations(data):
 def test_ablation_figures_are_ablation_json(data):
     a = data.ablation
     fig = draw("ablation_cumulative", data)
-    cum = a["neurons"]["cumulative"]
+    cum = a.neurons.cumulative
     acc_line, loss_line = lines(fig, gid="importance")
-    assert acc_line.get_xdata().tolist() == cum["n_ablated"] and acc_line.get_ydata().tolist() == cum["test_acc"]
-    assert loss_line.get_xdata().tolist() == cum["loss_n_ablated"]
-    assert loss_line.get_ydata().tolist() == cum["test_loss"]
+    assert acc_line.get_xdata().tolist() == cum.n_ablated and acc_line.get_ydata().tolist() == cum.test_acc
+    assert loss_line.get_xdata().tolist() == cum.loss_n_ablated
+    assert loss_line.get_ydata().tolist() == cum.test_loss
     rand_acc, rand_loss = lines(fig, gid="random mean")
-    assert rand_acc.get_ydata().tolist() == cum["random"]["test_acc_mean"]
-    assert rand_loss.get_ydata().tolist() == cum["random"]["test_loss_mean"]
+    assert rand_acc.get_ydata().tolist() == cum.random.test_acc_mean
+    assert rand_loss.get_ydata().tolist() == cum.random.test_loss_mean
     band = fig.axes[0].collections[0].get_paths()[0].vertices[:, 1]  # the min-max band of random orders
-    assert band.min() == pytest.approx(min(cum["random"]["test_acc_min"]))
-    assert band.max() == pytest.approx(max(cum["random"]["test_acc_max"]))
+    assert band.min() == pytest.approx(min(cum.random.test_acc_min))
+    assert band.max() == pytest.approx(max(cum.random.test_acc_max))
 
-    ax_acc = draw("ablation_frequencies", data).axes[0]
-    draws = a["frequency"]["control"]["draws"]
-    want = [a["baseline"]["test_acc"], a["frequency"]["key"]["test_acc"], np.mean([d["test_acc"] for d in draws])]
+    ax_acc, ax_loss = main_axes(draw("ablation_frequencies", data))
+    freq = a.frequency
+    draws = freq.control.draws
+    want = [a.baseline.test_acc, freq.key.test_acc, np.mean([d.test_acc for d in draws])]
     np.testing.assert_allclose(bar_heights(ax_acc), want)
+    want = [a.baseline.test_loss, freq.key.test_loss, np.mean([d.test_loss for d in draws])]
+    np.testing.assert_allclose(bar_heights(ax_loss), want)
 
     ax = draw("ablation_clusters", data).axes[0]
     heights = bar_heights(ax)  # cluster bars (then all clusters), then the random groups
-    clusters = a["neurons"]["clusters"]
+    clusters = a.neurons.clusters
     n = len(clusters)
-    ablated = [c["ablated"]["test_acc"] for c in clusters] + [a["neurons"]["all_clusters"]["test_acc"]]
+    ablated = [c.ablated.test_acc for c in clusters] + [a.neurons.all_clusters.test_acc]
     assert heights[: n + 1] == ablated
-    assert heights[n + 1 :] == [c["random"]["test_acc"]["mean"] for c in clusters]
+    assert heights[n + 1 :] == [c.random.test_acc.mean for c in clusters]
 
     ax = draw("ablation_heads", data).axes[0]
-    assert bar_heights(ax) == [h["test_acc"] for h in a["heads"]]
+    assert bar_heights(ax) == [h.test_acc for h in a.heads]
     ax = draw("ablation_neuron_importance", data).axes[0]
-    assert bar_heights(ax) == [t["delta_loss"] for t in a["neurons"]["top"]]
+    assert bar_heights(ax) == [t.delta_loss for t in a.neurons.top]
 
 
 def test_parameter_norms_add_up_to_the_recorded_weight_norm(data):
@@ -212,12 +221,12 @@ def test_parameter_norms_add_up_to_the_recorded_weight_norm(data):
     by_name = {ln.get_gid(): ln.get_ydata() for ln in lines(fig) if ln.get_gid()}
     assert "embed.W_E" in by_name and "unembed.W_U" in by_name
     total = sum(np.asarray(v, dtype=float) ** 2 for v in by_name.values())
-    recorded = [r["weight_norm_sq"] for r in data.progress if r["step"] > 0]
+    recorded = [r.weight_norm_sq for r in data.progress if r.step > 0]
     np.testing.assert_allclose(total, recorded, rtol=1e-5)
 
 
 def test_weight_heatmaps_show_the_weights(data):
-    model = data.final_model
+    model = data.checkpoint_model
     fig = draw("weights_embed_unembed", data)
     by_title = {ax.get_title().split()[0]: ax.images[0].get_array() for ax in main_axes(fig)}
     np.testing.assert_allclose(by_title["W_E"], model.embed.W_E.detach().numpy(), rtol=1e-6)
@@ -229,7 +238,7 @@ def test_weight_heatmaps_show_the_weights(data):
 
 
 def test_attention_figures_match_the_hooked_forward(data):
-    model = data.final_model
+    model = data.checkpoint_model
     with torch.no_grad():
         _, cache = model.run_with_cache(data.dataset.tokens, names_filter=["blocks.0.attn.hook_pattern"])
     pattern = cache["blocks.0.attn.hook_pattern"]  # [n, head, q, k]
@@ -258,7 +267,7 @@ def test_correct_class_surface_is_the_label_logit(data):
     np.testing.assert_allclose(correct.ravel(), logits[torch.arange(len(labels)), labels].numpy())
     final = data.progress[-1]
     n_train = len(data.dataset.labels) - len(data.test_rows)
-    acc_all = (final["train_acc"] * n_train + final["test_acc"] * len(data.test_rows)) / len(labels)
+    acc_all = (final.train_acc * n_train + final.test_acc * len(data.test_rows)) / len(labels)
     assert math.isclose(float((margin > 0).mean()), acc_all, rel_tol=1e-9)
 
 
@@ -266,7 +275,7 @@ def test_embedding_circles_and_pca(data):
     from groklab.analysis.views import embedding_pca, frequency_plane
 
     fig = draw("embedding_circles", data)
-    W = data.final_model.W_E_tokens
+    W = data.checkpoint_model.W_E_tokens
     for ax, k in zip(main_axes(fig), data.keys, strict=True):
         assert ax.get_title() == f"k = {k}"
         (sc,) = [c for c in ax.collections if c.get_gid() == "tokens"]
@@ -300,7 +309,7 @@ def step_label(fig):
 
 def test_spectrum_animation_frames_are_the_recorded_spectra(data):
     anim = FIGURES["anim_spectrum_curves"].draw(data)
-    over = {r["step"]: r["embedding_norms"] for r in data.fourier["over_checkpoints"]}
+    over = {r.step: r.embedding_norms for r in data.fourier.over_checkpoints}
     fig = anim._fig
     ax = fig.axes[0]
     n = len(list(anim.new_frame_seq()))
@@ -320,7 +329,7 @@ def test_circles_animation_ends_on_the_final_circles(data):
     assert step_label(anim._fig) == data.states[-1][0]
     ax = anim._fig.axes[0]
     np.testing.assert_allclose(
-        ax.collections[0].get_offsets(), frequency_plane(data.final_model.W_E_tokens, data.keys[0])
+        ax.collections[0].get_offsets(), frequency_plane(data.checkpoint_model.W_E_tokens, data.keys[0])
     )
 
 
@@ -361,9 +370,9 @@ def test_mlp_on_mul_skips_with_reasons_and_draws_the_rest(mlp_data):
             reasons[s.name] = str(e)
     for name in ("attention_mean_pattern", "attention_eq_pattern", "weights_attention", "ablation_heads"):
         assert "no attention" in reasons[name], name
-    assert reasons["fourier_cos_coefficients"] == mlp_data.fourier["cos_coefficients_reason"]
+    assert reasons["fourier_cos_coefficients"] == mlp_data.fourier.cos_coefficients_reason
     assert "no additive structure" in reasons["logits_full_vs_restricted"]
-    null_reasons = mlp_data.progress[-1]["null_reasons"]
+    null_reasons = mlp_data.progress[-1].null_reasons
     assert reasons["logits_full_vs_restricted"] == null_reasons["restricted_loss"]
     # what has data is drawn: curves, spectra, neurons' FVE, weights, single-neuron ablations
     for name in ("dynamics_accuracy", "fourier_embedding_spectrum", "neuron_fve_heatmap", "weights_mlp"):

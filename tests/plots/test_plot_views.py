@@ -89,10 +89,15 @@ def test_pick_steps_keeps_ends_and_requested_steps():
 
 
 def test_representative_neurons_are_the_top_scorers_of_each_cluster():
-    rec = {
-        "neuron_score": [0.9, 0.95, 0.99, 0.86, 0.1],
-        "clusters": [{"k": 2, "neurons": [0, 1, 3]}, {"k": 5, "neurons": [2]}],
-    }
+    from groklab.records import Agreement, Cluster, NeuronAnalysis
+
+    rec = NeuronAnalysis(
+        p=P, d_mlp=5, threshold=0.85, min_cluster_size=2, defined=True, reason=None,
+        neuron_frequency=[2, 2, 5, 2, 1], neuron_score=[0.9, 0.95, 0.99, 0.86, 0.1], fve=[],
+        clusters=[Cluster(2, 3, [0, 1, 3]), Cluster(5, 1, [2])], n_clustered=4, key_frequencies=[2],
+        key_frequency_counts={2: 3}, embedding_norms=[], embedding_key_frequencies=[],
+        agreement=Agreement([], [2], [], 0.0, False),
+    )  # fmt: skip
     assert representative_neurons(rec, 2) == [(2, 1, 0.95), (2, 0, 0.9), (5, 2, 0.99)]
 
 

@@ -54,10 +54,12 @@ from groklab.records import (
 )
 from groklab.runs import Run, RunError
 
-__all__ = ["analyze_run"]
+__all__ = ["analyze_run", "fourier_record"]
 
 
-def _fourier_record(model: Any, ds: Dataset, keys: list[int], series: list[Spectra]) -> FourierRecord:
+def fourier_record(model: Any, ds: Dataset, keys: list[int], series: list[Spectra]) -> FourierRecord:
+    """The spectra of ``model`` (one checkpoint) with ``keys`` and the spectra over checkpoints
+    ``series`` as given; logit norms and cos coefficients None with the reason where undefined."""
     p = ds.p
     rec = FourierRecord(
         p=p,
@@ -136,7 +138,7 @@ def analyze_run(
             on_checkpoint(i + 1, len(states))
     model.load_state_dict(final_state)  # the loop ends on it too; stated for the reader
 
-    fourier = _fourier_record(model, ds, keys, series)
+    fourier = fourier_record(model, ds, keys, series)
     cfg = run.config
     ablation = ablation_report(
         model, ds, test, keys, neurons.cluster_dict(), neurons.neuron_frequency or None, n_draws=n_draws, seed=cfg.seed

@@ -19,6 +19,7 @@ from groklab.analysis.fourier import fourier_1d, fourier_basis, freq_rows, n_fre
 from groklab.analysis.neurons import Model
 from groklab.analysis.progress import nll
 from groklab.models import MLPModel, Transformer, eval_mode
+from groklab.records import NeuronAnalysis
 
 __all__ = [
     "attention_patterns",
@@ -147,14 +148,14 @@ def unembed_neuron_spectrum(W_L: Tensor) -> Tensor:
     return (sq[:, 1 : 2 * nf : 2] + sq[:, 2 : 2 * nf + 1 : 2]).sqrt()
 
 
-def representative_neurons(neurons: Mapping[str, Any], per_cluster: int = 2) -> list[tuple[int, int, float]]:
-    """[(k, neuron, score)]: the ``per_cluster`` highest-scoring neurons of each cluster of a
-    ``neurons.json`` record, clusters ascending in k, neurons by decreasing score."""
-    scores = neurons.get("neuron_score") or []
+def representative_neurons(neurons: NeuronAnalysis, per_cluster: int = 2) -> list[tuple[int, int, float]]:
+    """[(k, neuron, score)]: the ``per_cluster`` highest-scoring neurons of each cluster, clusters
+    ascending in k, neurons by decreasing score."""
+    scores = neurons.neuron_score
     out = []
-    for c in neurons.get("clusters") or []:
-        members = sorted(c["neurons"], key=lambda n: -scores[n])
-        out += [(int(c["k"]), int(n), float(scores[n])) for n in members[:per_cluster]]
+    for c in neurons.clusters:
+        members = sorted(c.neurons, key=lambda n: -scores[n])
+        out += [(c.k, n, scores[n]) for n in members[:per_cluster]]
     return out
 
 

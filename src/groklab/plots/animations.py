@@ -20,11 +20,13 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from groklab.analysis.views import frequency_plane, pick_steps
-from groklab.plots.dynamics import series
+from groklab.conventions import COLORS
+from groklab.plots.dynamics import metric_series
 from groklab.plots.embeddings import TOKEN_CMAP
 from groklab.plots.registry import SkipFigure, figure
 from groklab.plots.source import RunData
-from groklab.plots.style import TEST, TRAIN, log_axis, mark_events, new_figure
+from groklab.plots.style import log_axis, mark_events, new_figure
+from groklab.records import GrokkingEvents
 
 __all__ = ["FPS", "MAX_FRAMES", "BlitPillowWriter", "circles_animation", "gif_writer", "spectrum_curves_animation"]
 
@@ -82,7 +84,7 @@ def spectrum_curves_animation(
     spectra: np.ndarray,
     keys: Sequence[int],
     metrics: Sequence[Mapping[str, Any]],
-    events: Mapping[str, Any] | None,
+    events: GrokkingEvents | None,
     title: str,
 ) -> FuncAnimation:
     """Left: the embedding spectrum at checkpoint i (``spectra [checkpoint, k-1]``); right: train
@@ -91,7 +93,7 @@ def spectrum_curves_animation(
     ax_s, ax_c = axes[0, 0], axes[0, 1]
     spectra = np.asarray(spectra, dtype=float)
     ks = np.arange(1, spectra.shape[1] + 1)
-    colors = ["#d62728" if k in set(keys) else "#8c8c8c" for k in ks]
+    colors = [COLORS["key"] if k in set(keys) else COLORS["other"] for k in ks]
     bars = ax_s.bar(ks, spectra[0], color=colors, animated=True)
     ax_s.set_ylim(0, float(spectra.max()) * 1.05 or 1.0)
     ax_s.set_xlabel("frequency k (key in red)")
@@ -99,8 +101,8 @@ def spectrum_curves_animation(
     label = ax_s.text(
         0.5, 1.02, "", transform=ax_s.transAxes, ha="center", va="bottom", fontsize=10, animated=True, gid="step"
     )
-    for key, color, name in (("train_loss", TRAIN, "train"), ("test_loss", TEST, "test")):
-        ax_c.plot(*series(metrics, key, positive=True), color=color, label=name, lw=1.4)
+    for key, name in (("train_loss", "train"), ("test_loss", "test")):
+        ax_c.plot(*metric_series(metrics, key, positive=True), color=COLORS[name], label=name, lw=1.4)
     mark_events(ax_c, events)
     log_axis(ax_c, "x")
     log_axis(ax_c, "y")
@@ -156,7 +158,7 @@ def circles_animation(steps: Sequence[int], planes: Mapping[int, np.ndarray], p:
 
 def _frames(steps: Sequence[int], d: RunData) -> list[int]:
     ev = d.events
-    return pick_steps(steps, MAX_FRAMES, [ev.get("memorization_step"), ev.get("grokking_step")])
+    return pick_steps(steps, MAX_FRAMES, [ev.memorization_step, ev.grokking_step])
 
 
 # ------------------------------------------------------------------ registered figures
@@ -170,13 +172,13 @@ def _frames(steps: Sequence[int], d: RunData) -> list[int]:
     kind="gif",
 )
 def _spectrum(d: RunData) -> FuncAnimation:
-    rows = [r for r in d.fourier.get("over_checkpoints") or [] if r.get("embedding_norms") is not None]
+    rows = d.analysis.fourier.over_checkpoints
     if len(rows) < 2:
         raise SkipFigure("fewer than two checkpoints have spectra in fourier.json")
-    keep = set(_frames([r["step"] for r in rows], d))
-    rows = [r for r in rows if r["step"] in keep]
+    keep = set(_frames([r.step for r in rows], d))
+    rows = [r for r in rows if r.step in keep]
     return spectrum_curves_animation(
-        [r["step"] for r in rows], np.asarray([r["embedding_norms"] for r in rows]), d.keys, d.metrics, d.events,
+        [r.step for r in rows], np.asarray([r.embedding_norms for r in rows]), d.keys, d.metrics, d.events,
         f"Embedding spectrum and loss over training ({d.label})",
     )  # fmt: skip
 
@@ -196,7 +198,7 @@ def _circles(d: RunData) -> FuncAnimation:
         raise SkipFigure("fewer than two checkpoints")
     keep = set(_frames([s for s, _ in d.states], d))
     chosen = [(s, st) for s, st in d.states if s in keep]
-    Ws = [d.model(st).W_E_tokens.detach() for _, st in chosen]
+    Ws = [d.model_with(st).W_E_tokens.detach() for _, st in chosen]
     planes = {k: np.stack([frequency_plane(W, k).numpy() for W in Ws]) for k in ks}
     which = "key" if len(ks) == len(d.keys) else f"the first {len(ks)} of {len(d.keys)} key"
     return circles_animation(

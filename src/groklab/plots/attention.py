@@ -69,10 +69,11 @@ def eq_attention_grids(weight_on_a: np.ndarray, p: int, title: str) -> Figure:
     "attention",
     "Mean attention pattern per head",
     "The = query (bottom row) splits its attention between a and b; heads differ in the split.",
+    at_step=True,
 )
 def _mean(d: RunData) -> Figure:
     pat = d.attention  # [layers, n, heads, q, k]; SkipFigure for a model without attention
-    return mean_patterns(pat.mean(1).numpy(), f"Mean attention pattern over all inputs ({d.label})")
+    return mean_patterns(pat.mean(1).numpy(), f"Mean attention pattern over all inputs at step {d.step} ({d.label})")
 
 
 @figure(
@@ -81,11 +82,14 @@ def _mean(d: RunData) -> Figure:
     "Attention of = as a function of (a, b)",
     "Look for periodic stripes along a and b: how much = attends to a is itself a wave of a key "
     "frequency of the two tokens.",
+    at_step=True,
 )
 def _eq(d: RunData) -> Figure:
     pat = d.attention
     if not d.full_table:
         raise SkipFigure(f"operation {d.cfg.task.op!r} leaves pairs undefined, so there is no full (a, b) grid")
     return eq_attention_grids(
-        pat[:, :, :, 2, 0].permute(0, 2, 1).numpy(), d.p, f"Attention from = to a over all inputs ({d.label})"
+        pat[:, :, :, 2, 0].permute(0, 2, 1).numpy(),
+        d.p,
+        f"Attention from = to a over all inputs at step {d.step} ({d.label})",
     )

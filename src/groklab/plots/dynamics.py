@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -11,22 +11,33 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 from groklab.analysis.views import first_stable_index
+from groklab.conventions import COLORS
 from groklab.plots.registry import figure
 from groklab.plots.source import RunData
-from groklab.plots.style import TEST, TRAIN, colorbar, log_axis, mark_events, new_figure, note, shade_phases
+from groklab.plots.style import colorbar, log_axis, mark_events, new_figure, note, shade_phases
+from groklab.records import GrokkingEvents, Phases, Progress
 
-__all__ = ["accuracy_curves", "loss_curves", "per_sample_loss_heatmap", "progress_panel", "series"]
+__all__ = [
+    "accuracy_curves",
+    "loss_curves",
+    "measure_series",
+    "metric_series",
+    "per_sample_loss_heatmap",
+    "progress_panel",
+    "series",
+]
 
 STEP_LABEL = "training step (log scale)"
+Metrics = Sequence[Mapping[str, Any]]  # evaluation records of metrics.jsonl
 
 
-def series(records: Sequence[Mapping[str, Any]], key: str, positive: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(steps, values) of ``key`` over records with step > 0 (a log axis has no 0) and a number
-    there (and > 0 when ``positive``, for a log y axis)."""
+def series(points: Iterable[tuple[Any, Any]], positive: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of the (step, value) points with step > 0 (a log axis has no 0) and a
+    number for value (and > 0 when ``positive``, for a log y axis), ascending in step."""
     pts = [
-        (r["step"], r[key])
-        for r in records
-        if r.get("step") and isinstance(r.get(key), int | float) and (not positive or r[key] > 0)
+        (s, v)
+        for s, v in points
+        if s and isinstance(v, int | float) and not isinstance(v, bool) and (not positive or v > 0)
     ]
     if not pts:
         return np.zeros(0), np.zeros(0)
@@ -34,21 +45,29 @@ def series(records: Sequence[Mapping[str, Any]], key: str, positive: bool = Fals
     return np.asarray(s, dtype=float), np.asarray(v, dtype=float)
 
 
-def _decorate(ax: Axes, events: Mapping[str, Any] | None, phases: Mapping[str, Any] | None) -> None:
+def metric_series(metrics: Metrics, key: str, positive: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of one column of metrics.jsonl (see :func:`series`)."""
+    return series(((r.get("step"), r.get(key)) for r in metrics), positive)
+
+
+def measure_series(progress: Sequence[Progress], field: str, positive: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of the progress measure ``field`` (a field of :class:`Progress`)."""
+    return series(((r.step, getattr(r, field)) for r in progress), positive)
+
+
+def _decorate(ax: Axes, events: GrokkingEvents | None, phases: Phases | None) -> None:
     shade_phases(ax, phases)
     mark_events(ax, events)
     log_axis(ax, "x")
     ax.set_xlabel(STEP_LABEL)
 
 
-def accuracy_curves(
-    metrics: Sequence[Mapping[str, Any]], events: Mapping[str, Any] | None, phases: Mapping[str, Any] | None, title: str
-) -> Figure:
+def accuracy_curves(metrics: Metrics, events: GrokkingEvents | None, phases: Phases | None, title: str) -> Figure:
     """Train and test accuracy over training (lines 0 and 1: train, test)."""
     fig, axes = new_figure(title)
     ax = axes[0, 0]
-    for key, color, name in (("train_acc", TRAIN, "train"), ("test_acc", TEST, "test")):
-        ax.plot(*series(metrics, key), color=color, label=name, lw=1.6)
+    for key, name in (("train_acc", "train"), ("test_acc", "test")):
+        ax.plot(*metric_series(metrics, key), color=COLORS[name], label=name, lw=1.6)
     _decorate(ax, events, phases)
     ax.set_ylabel("accuracy (fraction correct)")
     ax.set_ylim(-0.02, 1.02)
@@ -56,14 +75,12 @@ def accuracy_curves(
     return fig
 
 
-def loss_curves(
-    metrics: Sequence[Mapping[str, Any]], events: Mapping[str, Any] | None, phases: Mapping[str, Any] | None, title: str
-) -> Figure:
+def loss_curves(metrics: Metrics, events: GrokkingEvents | None, phases: Phases | None, title: str) -> Figure:
     """Train and test cross-entropy over training, log-log (lines 0 and 1: train, test)."""
     fig, axes = new_figure(title)
     ax = axes[0, 0]
-    for key, color, name in (("train_loss", TRAIN, "train"), ("test_loss", TEST, "test")):
-        ax.plot(*series(metrics, key, positive=True), color=color, label=name, lw=1.6)
+    for key, name in (("train_loss", "train"), ("test_loss", "test")):
+        ax.plot(*metric_series(metrics, key, positive=True), color=COLORS[name], label=name, lw=1.6)
     _decorate(ax, events, phases)
     log_axis(ax, "y")
     ax.set_ylabel("cross-entropy loss (nats, log scale)")
@@ -71,6 +88,7 @@ def loss_curves(
     return fig
 
 
+# (panel title, y label, log y, [(Progress field, line label)])
 PANELS: list[tuple[str, str, bool, list[tuple[str, str]]]] = [
     (
         "losses",
@@ -105,10 +123,7 @@ PANELS: list[tuple[str, str, bool, list[tuple[str, str]]]] = [
 
 
 def progress_panel(
-    progress: Sequence[Mapping[str, Any]],
-    events: Mapping[str, Any] | None,
-    phases: Mapping[str, Any] | None,
-    title: str,
+    progress: Sequence[Progress], events: GrokkingEvents | None, phases: Phases | None, title: str
 ) -> Figure:
     """Four panels of the progress measures over checkpoints; each line's label names its field.
 
@@ -116,11 +131,11 @@ def progress_panel(
     fig, axes = new_figure(title, 2, 2, size=(11, 7.5))
     reasons: dict[str, str] = {}
     for r in progress:
-        reasons.update(r.get("null_reasons") or {})
+        reasons.update(r.null_reasons)
     for ax, (name, ylabel, logy, fields) in zip(axes.flat, PANELS, strict=True):
         missing = []
         for key, label in fields:
-            s, v = series(progress, key, positive=logy)
+            s, v = measure_series(progress, key, positive=logy)
             if len(s):
                 ax.plot(s, v, marker=".", ms=3, lw=1.3, label=label, gid=key)
             else:

@@ -104,17 +104,18 @@ def circle_frequencies(keys: Sequence[int]) -> list[int]:
     "Key-frequency circles",
     "In the plane of each key frequency k the tokens sit on a circle at angles w_k x: the model "
     "represents x by cos(w_k x) and sin(w_k x).",
+    at_step=True,
 )
 def _circles(d: RunData) -> Figure:
     ks = circle_frequencies(d.keys)
     if not ks:
         raise SkipFigure("no key frequencies were found for this run")
-    W = d.final_model.W_E_tokens
+    W = d.checkpoint_model.W_E_tokens
     planes = {k: frequency_plane(W, k).numpy() for k in ks}
     which = (
         "each key frequency's" if len(ks) == len(d.keys) else f"the first {len(ks)} of {len(d.keys)} key frequencies'"
     )
-    return embedding_circles(planes, d.p, f"Token embeddings in {which} plane ({d.label})")
+    return embedding_circles(planes, d.p, f"Token embeddings in {which} plane at step {d.step} ({d.label})")
 
 
 @figure(
@@ -122,12 +123,15 @@ def _circles(d: RunData) -> Figure:
     "embeddings",
     "PCA of the embedding",
     "The leading principal components come in pairs that draw circles: each pair is one key frequency's cos and sin.",
+    at_step=True,
 )
 def _pca(d: RunData) -> Figure:
-    coords, frac = embedding_pca(d.final_model.W_E_tokens, 4)
+    coords, frac = embedding_pca(d.checkpoint_model.W_E_tokens, 4)
     if coords.shape[1] < 2:
         raise SkipFigure("the embedding has fewer than two dimensions")
-    return embedding_pca_figure(coords.numpy(), frac.numpy(), f"Principal components of W_E ({d.label})")
+    return embedding_pca_figure(
+        coords.numpy(), frac.numpy(), f"Principal components of W_E at step {d.step} ({d.label})"
+    )
 
 
 @figure(
@@ -138,7 +142,8 @@ def _pca(d: RunData) -> Figure:
     "the circular structure forming.",
 )
 def _geometry(d: RunData) -> Figure:
-    steps = pick_steps([s for s, _ in d.states], 6, [d.events.get("memorization_step"), d.events.get("grokking_step")])
+    ev = d.events
+    steps = pick_steps([s for s, _ in d.states], 6, [ev.memorization_step, ev.grokking_step])
     states = dict(d.states)
-    sims = {s: cosine_similarity(d.model(states[s]).W_E_tokens).numpy() for s in steps}
+    sims = {s: cosine_similarity(d.model_with(states[s]).W_E_tokens).numpy() for s in steps}
     return embedding_geometry(sims, f"Cosine similarity of token embeddings over checkpoints ({d.label})")

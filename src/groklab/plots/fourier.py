@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
+from groklab.analysis.neurons import EMBED_FRACTION
+from groklab.conventions import COLORS
 from groklab.plots.registry import SkipFigure, figure
 from groklab.plots.source import RunData
 from groklab.plots.style import colorbar, log_axis, new_figure
+from groklab.records import FourierRecord, Spectra
 
 __all__ = ["cos_coefficients_over_training", "logit_fourier_heatmap", "spectrum_bars", "spectrum_over_checkpoints"]
 
 FREQ_LABEL = "frequency k (w_k = 2 pi k / p)"
-KEY, OTHER = "#d62728", "#8c8c8c"
+KEY, OTHER = COLORS["key"], COLORS["other"]
 
 
 def spectrum_bars(
@@ -106,9 +108,10 @@ def cos_coefficients_over_training(steps: Sequence[int], coeffs: np.ndarray, key
     return fig
 
 
-def _over(fourier: Mapping[str, Any], key: str) -> tuple[list[int], np.ndarray]:
-    rows = [r for r in fourier.get("over_checkpoints") or [] if r.get(key) is not None]
-    return [int(r["step"]) for r in rows], np.asarray([r[key] for r in rows], dtype=float)
+def _over(fourier: FourierRecord, spectrum: Callable[[Spectra], list[float] | None]) -> tuple[list[int], np.ndarray]:
+    """(steps, spectra [checkpoint, k-1]) of the recorded checkpoints that have ``spectrum``."""
+    rows = [(r.step, v) for r in fourier.over_checkpoints if (v := spectrum(r)) is not None]
+    return [s for s, _ in rows], np.asarray([v for _, v in rows], dtype=float)
 
 
 # ------------------------------------------------------------------ registered figures
@@ -119,11 +122,12 @@ def _over(fourier: Mapping[str, Any], key: str) -> tuple[list[int], np.ndarray]:
     "fourier",
     "Embedding spectrum",
     "A grokked embedding is sparse in the Fourier basis: a few key frequencies carry almost all of its norm.",
+    at_step=True,
 )
 def _embed(d: RunData) -> Figure:
     return spectrum_bars(
-        d.fourier["embedding_norms"], d.keys, f"Fourier spectrum of W_E at step {d.summary.get('analysed_step')} "
-        f"({d.label})", "norm of cos k and sin k rows of F @ W_E", threshold=0.25,
+        d.fourier.embedding_norms, d.keys, f"Fourier spectrum of W_E at step {d.step} ({d.label})",
+        "norm of cos k and sin k rows of F @ W_E", threshold=EMBED_FRACTION,
     )  # fmt: skip
 
 
@@ -132,11 +136,12 @@ def _embed(d: RunData) -> Figure:
     "fourier",
     "W_L spectrum",
     "The neurons write to the logits along the same few key frequencies as the embedding reads.",
+    at_step=True,
 )
 def _unembed(d: RunData) -> Figure:
     return spectrum_bars(
-        d.fourier["unembed_norms"], d.keys, f"Fourier spectrum of W_L = W_out W_U over answers ({d.label})",
-        "norm of cos k and sin k output coefficients",
+        d.fourier.unembed_norms, d.keys, f"Fourier spectrum of W_L = W_out W_U over answers at step {d.step} "
+        f"({d.label})", "norm of cos k and sin k output coefficients",
     )  # fmt: skip
 
 
@@ -146,13 +151,14 @@ def _unembed(d: RunData) -> Figure:
     "Logits in the 2-D Fourier basis",
     "Bright cells form the 2 x 2 blocks of the key frequencies on the diagonal: the logits are "
     "built from products of waves in a and b at those frequencies.",
+    at_step=True,
 )
 def _logit_norms(d: RunData) -> Figure:
-    if d.fourier.get("logit_norms") is None:
-        raise SkipFigure(d.fourier.get("logit_norms_reason") or "no logit Fourier norms in fourier.json")
-    return logit_fourier_heatmap(
-        np.asarray(d.fourier["logit_norms"]), d.fourier["basis_labels"], f"2-D Fourier norms of the logits ({d.label})"
-    )
+    f = d.fourier
+    if f.logit_norms is None:
+        raise SkipFigure(f.logit_norms_reason or "no logit Fourier norms in fourier.json")
+    title = f"2-D Fourier norms of the logits at step {d.step} ({d.label})"
+    return logit_fourier_heatmap(np.asarray(f.logit_norms), f.basis_labels, title)
 
 
 @figure(
@@ -162,7 +168,7 @@ def _logit_norms(d: RunData) -> Figure:
     "The key frequencies brighten during circuit formation while all others fade in cleanup.",
 )
 def _embed_over(d: RunData) -> Figure:
-    steps, norms = _over(d.fourier, "embedding_norms")
+    steps, norms = _over(d.analysis.fourier, lambda r: r.embedding_norms)
     if not steps:
         raise SkipFigure("fourier.json has no spectra over checkpoints")
     return spectrum_over_checkpoints(steps, norms, d.keys, f"W_E spectrum over checkpoints ({d.label})", "W_E")
@@ -175,7 +181,7 @@ def _embed_over(d: RunData) -> Figure:
     "The output side of the circuit concentrates on the key frequencies at the same time as the embedding does.",
 )
 def _unembed_over(d: RunData) -> Figure:
-    steps, norms = _over(d.fourier, "unembed_norms")
+    steps, norms = _over(d.analysis.fourier, lambda r: r.unembed_norms)
     if not steps:
         raise SkipFigure("fourier.json has no spectra over checkpoints")
     return spectrum_over_checkpoints(steps, norms, d.keys, f"W_L spectrum over checkpoints ({d.label})", "W_L")
@@ -189,8 +195,8 @@ def _unembed_over(d: RunData) -> Figure:
     "of the Fourier multiplication algorithm.",
 )
 def _cos(d: RunData) -> Figure:
-    steps, coeffs = _over(d.fourier, "cos_coefficients")
+    steps, coeffs = _over(d.analysis.fourier, lambda r: r.cos_coefficients)
     if not steps:
-        raise SkipFigure(d.fourier.get("cos_coefficients_reason") or "no cos(w(a+b-c)) coefficients in fourier.json")
+        raise SkipFigure(d.analysis.fourier.cos_coefficients_reason or "no cos(w(a+b-c)) coefficients in fourier.json")
     s = "a+b" if d.additive != "a-b" else "a-b"
     return cos_coefficients_over_training(steps, coeffs, d.keys, f"Logit coefficients on cos(w_k({s}-c)) ({d.label})")

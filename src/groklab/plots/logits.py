@@ -61,6 +61,7 @@ def correct_logit_surface(correct: np.ndarray, margin: np.ndarray, title: str) -
     "Full vs. restricted logits",
     "The restricted table (key frequencies only) already has the diagonal bands of the full one, "
     "and the excluded remainder is small: the key frequencies carry the answer.",
+    at_step=True,
 )
 def _tables(d: RunData) -> Figure:
     why = fourier_null_reason(d.cfg.task.op, d.p, d.dataset.n, d.keys)
@@ -74,7 +75,7 @@ def _tables(d: RunData) -> Figure:
         f"restricted to k in {klist(d.keys)}": restricted_logits(logits, d.p, d.keys, d.additive)[rows].numpy(),
         "excluded (full minus P_K L)": excluded_logits(logits, d.p, d.keys, d.additive)[rows].numpy(),
     }
-    return logit_tables(tables, a, f"Logit tables for a = {a} at step {d.summary.get('analysed_step')} ({d.label})")
+    return logit_tables(tables, a, f"Logit tables for a = {a} at step {d.step} ({d.label})")
 
 
 @figure(
@@ -83,6 +84,7 @@ def _tables(d: RunData) -> Figure:
     "Correct-class logit surface",
     "A grokked model gives the right answer a large, nearly constant logit and a positive margin "
     "on every pair, train and test alike.",
+    at_step=True,
 )
 def _correct(d: RunData) -> Figure:
     logits = d.activations[2].double()
@@ -96,5 +98,5 @@ def _correct(d: RunData) -> Figure:
     return correct_logit_surface(
         grid_c.reshape(d.p, d.p).numpy(),
         grid_m.reshape(d.p, d.p).numpy(),
-        f"Correct-class logit over all inputs ({d.label})",
+        f"Correct-class logit over all inputs at step {d.step} ({d.label})",
     )

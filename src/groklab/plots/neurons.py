@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from groklab.analysis.views import representative_neurons, unembed_neuron_spectrum
+from groklab.conventions import COLORS
 from groklab.plots.registry import SkipFigure, figure
 from groklab.plots.source import RunData
 from groklab.plots.style import colorbar, new_figure
+from groklab.records import Cluster, NeuronAnalysis
 
 __all__ = [
     "activation_grids",
@@ -26,19 +27,19 @@ __all__ = [
 FREQ_LABEL = "frequency k"
 
 
-def cluster_order(neurons: Mapping[str, Any]) -> tuple[list[int], list[tuple[int, int, int]]]:
+def cluster_order(neurons: NeuronAnalysis) -> tuple[list[int], list[tuple[int, int, int]]]:
     """(neuron order, [(k, first row, last row + 1)]): clustered neurons first, cluster by cluster
     (k ascending, members by decreasing score), then the unclustered ones by frequency and score."""
-    scores = neurons["neuron_score"]
+    scores, freqs = neurons.neuron_score, neurons.neuron_frequency
     order: list[int] = []
     spans = []
-    for c in neurons["clusters"]:
-        members = sorted(c["neurons"], key=lambda n: -scores[n])
-        spans.append((int(c["k"]), len(order), len(order) + len(members)))
+    for c in neurons.clusters:
+        members = sorted(c.neurons, key=lambda n: -scores[n])
+        spans.append((c.k, len(order), len(order) + len(members)))
         order += members
     seen = set(order)
     rest = [n for n in range(len(scores)) if n not in seen]
-    order += sorted(rest, key=lambda n: (neurons["neuron_frequency"][n], -scores[n]))
+    order += sorted(rest, key=lambda n: (freqs[n], -scores[n]))
     return order, spans
 
 
@@ -77,14 +78,14 @@ def fve_heatmap(fve: np.ndarray, order: Sequence[int], spans: Sequence[tuple[int
 
 
 def cluster_size_bars(
-    clusters: Sequence[Mapping[str, Any]], min_size: float, d_mlp: int, key_freqs: Sequence[int], title: str
+    clusters: Sequence[Cluster], min_size: float, d_mlp: int, key_freqs: Sequence[int], title: str
 ) -> Figure:
     """One bar per cluster (height = its size, in k order); the key-frequency threshold dashed."""
     fig, axes = new_figure(title)
     ax = axes[0, 0]
-    ks = [int(c["k"]) for c in clusters]
-    sizes = [int(c["size"]) for c in clusters]
-    colors = ["#d62728" if k in set(key_freqs) else "#8c8c8c" for k in ks]
+    ks = [c.k for c in clusters]
+    sizes = [c.size for c in clusters]
+    colors = [COLORS["key"] if k in set(key_freqs) else COLORS["other"] for k in ks]
     ax.bar([str(k) for k in ks], sizes, color=colors)
     ax.axhline(min_size, color="k", ls=":", lw=1, label=f"key frequency needs >= {min_size:g} neurons")
     n = sum(sizes)
@@ -98,8 +99,8 @@ def score_histogram(scores: Sequence[float], threshold: float, title: str) -> Fi
     """Histogram of each neuron's best FVE (its score), the cluster threshold dashed."""
     fig, axes = new_figure(title)
     ax = axes[0, 0]
-    ax.hist(scores, bins=np.linspace(0, 1, 41), color="#4c72b0")
-    ax.axvline(threshold, color="#d62728", ls="--", label=f"cluster threshold {threshold:g}")
+    ax.hist(scores, bins=np.linspace(0, 1, 41), color=COLORS["neutral"])
+    ax.axvline(threshold, color=COLORS["key"], ls="--", label=f"cluster threshold {threshold:g}")
     ax.set_xlabel("neuron score: largest FVE over frequencies (fraction)")
     ax.set_ylabel("neurons (count)")
     ax.legend(fontsize=8)
@@ -137,10 +138,10 @@ def neuron_logit_maps(
     return fig
 
 
-def _need_neurons(d: RunData) -> Mapping[str, Any]:
+def _need_neurons(d: RunData) -> NeuronAnalysis:
     n = d.neurons
-    if not n.get("defined"):
-        raise SkipFigure(n.get("reason") or "neuron frequencies are not defined for this run")
+    if not n.defined:
+        raise SkipFigure(n.reason or "neuron frequencies are not defined for this run")
     return n
 
 
@@ -153,15 +154,16 @@ def _need_neurons(d: RunData) -> Mapping[str, Any]:
     "Representative neurons",
     "Each neuron's activation over (a, b) is a periodic pattern of its cluster's frequency, "
     "depending on a and b through cos and sin of w_k a and w_k b.",
+    at_step=True,
 )
 def _grids(d: RunData) -> Figure:
     n = _need_neurons(d)
     reps = representative_neurons(n, per_cluster=2)[:12]
     if not reps:
-        raise SkipFigure(f"no neuron cluster (no neuron has FVE >= {n['threshold']}), so no representatives")
+        raise SkipFigure(f"no neuron cluster (no neuron has FVE >= {n.threshold}), so no representatives")
     post = d.activations[1].numpy()
     grids = [(k, i, s, post[:, i].reshape(d.p, d.p)) for k, i, s in reps]
-    return activation_grids(grids, f"Activations of the top neurons of each cluster ({d.label})")
+    return activation_grids(grids, f"Activations of the top neurons of each cluster at step {d.step} ({d.label})")
 
 
 @figure(
@@ -169,13 +171,13 @@ def _grids(d: RunData) -> Figure:
     "neurons",
     "Neuron FVE by frequency",
     "Clustered neurons have almost all their variance in a single frequency (one bright cell per row).",
+    at_step=True,
 )
 def _fve(d: RunData) -> Figure:
     n = _need_neurons(d)
     order, spans = cluster_order(n)
-    return fve_heatmap(
-        np.asarray(n["fve"]), order, spans, f"Fraction of each neuron's variance by frequency ({d.label})"
-    )
+    title = f"Fraction of each neuron's variance by frequency at step {d.step} ({d.label})"
+    return fve_heatmap(np.asarray(n.fve), order, spans, title)
 
 
 @figure(
@@ -183,12 +185,14 @@ def _fve(d: RunData) -> Figure:
     "neurons",
     "Neuron cluster sizes",
     "Most neurons belong to a handful of frequency clusters; clusters above the dotted line make the key frequencies.",
+    at_step=True,
 )
 def _sizes(d: RunData) -> Figure:
     n = _need_neurons(d)
-    if not n["clusters"]:
-        raise SkipFigure(f"no neuron has FVE >= {n['threshold']}, so there are no clusters")
-    return cluster_size_bars(n["clusters"], n["min_cluster_size"], n["d_mlp"], d.keys, f"Neuron clusters ({d.label})")
+    if not n.clusters:
+        raise SkipFigure(f"no neuron has FVE >= {n.threshold}, so there are no clusters")
+    title = f"Neuron clusters at step {d.step} ({d.label})"
+    return cluster_size_bars(n.clusters, n.min_cluster_size, n.d_mlp, n.key_frequencies, title)
 
 
 @figure(
@@ -196,10 +200,12 @@ def _sizes(d: RunData) -> Figure:
     "neurons",
     "Neuron frequency scores",
     "A grokked model's neurons pile up near 1: almost every neuron is explained by one frequency.",
+    at_step=True,
 )
 def _scores(d: RunData) -> Figure:
     n = _need_neurons(d)
-    return score_histogram(n["neuron_score"], n["threshold"], f"Best single-frequency FVE per neuron ({d.label})")
+    title = f"Best single-frequency FVE per neuron at step {d.step} ({d.label})"
+    return score_histogram(n.neuron_score, n.threshold, title)
 
 
 @figure(
@@ -207,12 +213,13 @@ def _scores(d: RunData) -> Figure:
     "neurons",
     "Neuron-to-logit maps",
     "Each cluster's neurons write to the logits at their own frequency: W_L rows are waves cos(w_k c + phase).",
+    at_step=True,
 )
 def _logit_maps(d: RunData) -> Figure:
     n = _need_neurons(d)
     order, spans = cluster_order(n)
-    W_L = d.final_model.W_L.detach()
+    W_L = d.checkpoint_model.W_L.detach()
     spec = unembed_neuron_spectrum(W_L).numpy()
     reps = representative_neurons(n, per_cluster=1)[:6]
     rows = [(k, i, W_L[i].double().numpy()) for k, i, _ in reps]
-    return neuron_logit_maps(spec, order, spans, rows, f"How neurons write to the logits ({d.label})")
+    return neuron_logit_maps(spec, order, spans, rows, f"How neurons write to the logits at step {d.step} ({d.label})")

@@ -3,8 +3,9 @@
 Each figure module registers its figures with :func:`figure`. A registered draw function takes a
 :class:`groklab.plots.source.RunData` and returns a matplotlib ``Figure`` (kind ``png``) or a
 ``matplotlib.animation.Animation`` (kind ``gif``), or raises :class:`SkipFigure` with the reason
-when the run has no data for it (an MLP has no attention; mul has no sum directions). Nothing
-here writes files.
+when the run has no data for it (an MLP has no attention; mul has no sum directions). A figure
+registered with ``at_step=True`` shows one checkpoint, ``RunData.step``; the others show the run
+over training as recorded. Nothing here writes files.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class FigureSpec:
     caption: str  # one line: what to look for
     draw: Callable[[RunData], Any]
     kind: str = "png"  # "png" (a Figure) or "gif" (an Animation)
+    at_step: bool = False  # shows the one checkpoint RunData.step (else: the run over training)
 
     @property
     def filename(self) -> str:
@@ -53,15 +55,18 @@ class FigureSpec:
 FIGURES: dict[str, FigureSpec] = {}
 
 
-def figure(name: str, group: str, title: str, caption: str, kind: str = "png") -> Callable[[Callable], Callable]:
-    """Decorator registering ``draw(data: RunData)`` as figure ``name``."""
+def figure(
+    name: str, group: str, title: str, caption: str, kind: str = "png", at_step: bool = False
+) -> Callable[[Callable], Callable]:
+    """Decorator registering ``draw(data: RunData)`` as figure ``name`` (``at_step``: it shows
+    the checkpoint ``data.step``)."""
     if group not in GROUPS:
         raise ValueError(f"unknown figure group {group!r}")
 
     def wrap(fn: Callable[[RunData], Any]) -> Callable[[RunData], Any]:
         if name in FIGURES:
             raise ValueError(f"figure {name!r} registered twice")
-        FIGURES[name] = FigureSpec(name, group, title, caption, fn, kind)
+        FIGURES[name] = FigureSpec(name, group, title, caption, fn, kind, at_step)
         return fn
 
     return wrap

@@ -1,9 +1,19 @@
-"""What figures draw from: a run's records, and arrays of its checkpoints computed on first use.
+"""What figures draw from: a run's typed analysis records, and arrays of its checkpoints computed
+on first use.
 
-:class:`RunData` reads (never writes) a run directory that has been analysed. Records come from
-``metrics.jsonl`` and ``analysis/``; arrays that need model internals (activations, attention
-patterns, per-sample losses over checkpoints) are computed through :mod:`groklab.analysis`
-functions at the checkpoint the analysis used (``summary.json["analysed_step"]``), and cached.
+:class:`RunData` reads (never writes) a run directory that has been analysed, through
+:class:`groklab.runs.Run` only (config, metrics, split, analysis records, saved weights). Arrays
+that need model internals (activations, attention patterns, per-sample losses over checkpoints) are
+computed through :mod:`groklab.analysis` functions, and cached.
+
+**Which checkpoint.** ``step`` is the checkpoint that the figures of one checkpoint show (spectra,
+neurons, embeddings, attention, logits, weights, ablations); by default the analysed one
+(``summary.analysed_step``), whose records are read as written. At another step the records of one
+checkpoint (``fourier``, ``neurons``, ``ablation``) are recomputed there through the same analysis
+functions, with the run's key frequencies held fixed (as the progress measures hold them), the
+neuron clusters of that step, and the recorded number of random draws and the run's seed. Records
+over training (``summary``, ``progress``, ``metrics``, ``fourier.over_checkpoints``) and the
+checkpoints behind the figures over training are those the analysis covered, whatever ``step``.
 """
 
 from __future__ import annotations
@@ -16,69 +26,110 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from groklab.analysis.neurons import Model, eq_activations
-from groklab.analysis.pipeline import load_states
+from groklab.analysis.ablation import ablation_report
+from groklab.analysis.neurons import Model, analyze_neurons, eq_activations
+from groklab.analysis.pipeline import fourier_record
 from groklab.analysis.views import attention_patterns, per_sample_losses
 from groklab.config import Config
-from groklab.data import OPERATIONS, Dataset, make_dataset
-from groklab.models import Transformer, build_model
+from groklab.data import OPERATIONS, Dataset
+from groklab.models import Transformer
 from groklab.models.hooks import one_thread
 from groklab.plots.registry import SkipFigure
+from groklab.records import (
+    AblationReport,
+    Analysis,
+    FourierRecord,
+    GrokkingEvents,
+    NeuronAnalysis,
+    Phases,
+    Progress,
+    Summary,
+)
 from groklab.runs import Run, RunError
-from groklab.train import run_config
 
 __all__ = ["RunData", "one_thread"]
 
 
 class RunData:
-    """A run's records and lazily computed arrays, for drawing. Raises RunError if not analysed."""
+    """A run's records and lazily computed arrays, for drawing the checkpoint at ``step`` (default:
+    the analysed one). RunError when the run is not analysed, or has no weights at ``step`` (the
+    message names the nearest saved steps)."""
 
-    def __init__(self, run: Run | Path | str, device: str = "cpu") -> None:
+    def __init__(self, run: Run | Path | str, device: str = "cpu", step: int | None = None) -> None:
         self.run = run if isinstance(run, Run) else Run.open(Path(run))
         self.device = device
-        self.summary: dict[str, Any] = self.run.analysis("summary")
+        self.analysis: Analysis = self.run.analysis
+        self.step: int = self.summary.analysed_step if step is None else int(step)
         self.warnings: list[str] = []
+        if step is not None:
+            _ = self.checkpoint_model  # a step without saved weights fails here, naming the nearest
 
-    # -- records -----------------------------------------------------------------------------
+    # -- records over training: as recorded -----------------------------------------------------
+    @property
+    def summary(self) -> Summary:
+        return self.analysis.summary
+
+    @property
+    def progress(self) -> list[Progress]:
+        return self.analysis.progress
+
     @cached_property
     def cfg(self) -> Config:
-        return run_config(self.run)
+        return self.run.config
 
     @cached_property
     def metrics(self) -> list[dict[str, Any]]:
-        return self.run.metrics()
-
-    @cached_property
-    def progress(self) -> list[dict[str, Any]]:
-        return self.run.analysis("progress")
-
-    @cached_property
-    def fourier(self) -> dict[str, Any]:
-        return self.run.analysis("fourier")
-
-    @cached_property
-    def neurons(self) -> dict[str, Any]:
-        return self.run.analysis("neurons")
-
-    @cached_property
-    def ablation(self) -> dict[str, Any]:
-        return self.run.analysis("ablation")
+        """The evaluation records of ``metrics.jsonl`` (step, train_loss, train_acc, ...)."""
+        return self.run.metric_records()
 
     @property
-    def p(self) -> int:
-        return self.cfg.task.p
+    def events(self) -> GrokkingEvents:
+        return self.summary.events
+
+    @property
+    def phases(self) -> Phases:
+        return self.summary.phases
 
     @property
     def keys(self) -> list[int]:
-        return list(self.summary.get("key_frequencies") or [])
+        """The run's key frequencies (from the analysed checkpoint; held fixed over training)."""
+        return self.summary.key_frequencies
 
+    # -- records of one checkpoint: at ``step`` -----------------------------------------------------
     @property
-    def events(self) -> dict[str, Any]:
-        return self.summary.get("events") or {}
+    def at_analysed_step(self) -> bool:
+        return self.step == self.summary.analysed_step
 
+    @cached_property
+    def fourier(self) -> FourierRecord:
+        """Spectra at ``step`` (with the recorded spectra over checkpoints)."""
+        if self.at_analysed_step:
+            return self.analysis.fourier
+        series = self.analysis.fourier.over_checkpoints
+        return fourier_record(self.checkpoint_model, self.dataset.to(self.device), self.keys, series)
+
+    @cached_property
+    def neurons(self) -> NeuronAnalysis:
+        """Neuron frequencies and clusters at ``step``."""
+        if self.at_analysed_step:
+            return self.analysis.neurons
+        return analyze_neurons(self.checkpoint_model, self.dataset.to(self.device))
+
+    @cached_property
+    def ablation(self) -> AblationReport:
+        """Ablations at ``step``: the run's key frequencies, the clusters of that step."""
+        if self.at_analysed_step:
+            return self.analysis.ablation
+        n, recorded = self.neurons, self.analysis.ablation
+        return ablation_report(
+            self.checkpoint_model, self.dataset.to(self.device), self.run.split[1], self.keys, n.cluster_dict(),
+            n.neuron_frequency or None, n_draws=recorded.neurons.cumulative.random.n_draws, seed=self.cfg.seed,
+        )  # fmt: skip
+
+    # -- the task ------------------------------------------------------------------------------
     @property
-    def phases(self) -> dict[str, Any]:
-        return self.summary.get("phases") or {}
+    def p(self) -> int:
+        return self.cfg.task.p
 
     @property
     def additive(self) -> str | None:
@@ -89,10 +140,9 @@ class RunData:
         c = self.cfg
         return f"{c.name}: {OPERATIONS[c.task.op].symbol} mod {c.task.p}"
 
-    # -- the task ------------------------------------------------------------------------------
-    @cached_property
+    @property
     def dataset(self) -> Dataset:
-        return make_dataset(self.cfg.task.op, self.cfg.task.p)
+        return self.run.dataset
 
     @property
     def full_table(self) -> bool:
@@ -101,47 +151,51 @@ class RunData:
 
     @cached_property
     def test_rows(self) -> Tensor:
-        _, test = self.run.split()
+        _, test = self.run.split
         return self.dataset.rows(torch.as_tensor(test, dtype=torch.long))
 
-    # -- checkpoints ---------------------------------------------------------------------------
+    # -- models and checkpoints ------------------------------------------------------------------
+    @cached_property
+    def checkpoint_model(self) -> Model:
+        """The model saved at ``step``, in eval mode."""
+        return self.run.model(self.step, self.device)
+
+    def model_with(self, state: dict[str, Tensor]) -> Model:
+        """A model of the run's architecture holding ``state``, in eval mode."""
+        model = self.run.build_model(self.device)
+        model.load_state_dict(state)
+        return model
+
     @cached_property
     def states(self) -> list[tuple[int, dict[str, Tensor]]]:
-        """(step, model state) of every loadable checkpoint up to the analysed step."""
-        last = self.summary.get("analysed_step")
-        states = load_states(self.run, self.warnings.append)
-        states = [(s, st) for s, st in states if last is None or s <= last]
+        """(step, model state) of every loadable saved step up to the analysed one (the checkpoints
+        the progress measures cover); a file that does not load is skipped with a warning."""
+        last = self.summary.analysed_step
+        steps = [s for s in self.run.steps if s <= last]
+        states = list(self.run.states(steps, warn=self.warnings.append))
         if not states:
             raise RunError(f"{self.run.path}: no valid checkpoint")
         return states
 
-    def model(self, state: dict[str, Tensor] | None = None) -> Model:
-        """A model holding ``state`` (default: the analysed checkpoint), in eval mode."""
-        m = build_model(self.cfg.model, self.p).to(self.device)
-        m.load_state_dict(state if state is not None else self.states[-1][1])
-        return m.eval()
-
-    @cached_property
-    def final_model(self) -> Model:
-        return self.model()
-
     @cached_property
     def activations(self) -> tuple[Tensor, Tensor, Tensor]:
-        """(pre, post, logits) of the last MLP at `=` for every valid input: [n, d_mlp] x2, [n, p]."""
-        pre, post, logits = eq_activations(self.final_model, self.dataset.tokens)
+        """(pre, post, logits) of the last MLP at `=` for every valid input at ``step``:
+        [n, d_mlp] x2, [n, p]."""
+        pre, post, logits = eq_activations(self.checkpoint_model, self.dataset.tokens)
         return pre.cpu(), post.cpu(), logits.cpu()
 
     @cached_property
     def attention(self) -> Tensor:
-        """[n_layers, n, n_heads, 3, 3] attention patterns of the analysed checkpoint."""
-        if not isinstance(self.final_model, Transformer):
-            raise SkipFigure(f"{type(self.final_model).__name__} has no attention")
-        return attention_patterns(self.final_model, self.dataset.tokens)
+        """[n_layers, n, n_heads, 3, 3] attention patterns at ``step``."""
+        model = self.checkpoint_model
+        if not isinstance(model, Transformer):
+            raise SkipFigure(f"{type(model).__name__} has no attention")
+        return attention_patterns(model, self.dataset.tokens)
 
     @cached_property
     def test_losses(self) -> tuple[list[int], np.ndarray]:
         """(checkpoint steps, per-sample test loss [n_checkpoints, n_test] in nats)."""
-        model = self.model()
+        model = self.model_with(self.states[-1][1])
         tokens = self.dataset.tokens[self.test_rows].to(self.device)
         labels = self.dataset.labels[self.test_rows]
         rows = []

@@ -1,13 +1,14 @@
 """Shared drawing helpers: figures without pyplot's global state, phase shading, event markers.
 
 Figures are ``matplotlib.figure.Figure`` objects made directly (no pyplot), so nothing is kept
-alive between calls and any backend (Agg when saved) can render them.
+alive between calls and any backend (Agg when saved) can render them. Colours, phase names and
+event thresholds come from :mod:`groklab.conventions` (the same in the dashboard).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -16,23 +17,19 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from groklab.conventions import COLORS, PHASE_COLORS, PHASE_LABELS
+from groklab.records import GrokkingEvents, Phases
+
 __all__ = [
-    "PHASE_COLORS",
-    "TRAIN",
-    "TEST",
     "colorbar",
     "klist",
     "log_axis",
     "mark_events",
     "new_figure",
     "note",
-    "phase_spans",
     "shade_phases",
     "symmetric_limits",
 ]
-
-TRAIN, TEST = "#1f77b4", "#d62728"
-PHASE_COLORS = {"memorization": "#fde0c5", "circuit formation": "#d8ecd0", "cleanup": "#dbe4f5"}
 
 
 def new_figure(title: str, nrows: int = 1, ncols: int = 1, size: tuple[float, float] = (8.0, 4.5), **kw: Any):
@@ -43,32 +40,30 @@ def new_figure(title: str, nrows: int = 1, ncols: int = 1, size: tuple[float, fl
     return fig, axes
 
 
-def phase_spans(phases: Mapping[str, Any] | None) -> list[tuple[str, float, float]]:
-    """[(phase name, start step, end step)] for the phases whose boundaries are known."""
-    if not phases:
-        return []
-    b: list[Any] = [phases.get(k) for k in ("first_step", "memorization_end", "cleanup_start", "cleanup_end")]
-    names = ("memorization", "circuit formation", "cleanup")
-    return [(n, float(b[i]), float(b[i + 1])) for i, n in enumerate(names) if b[i] is not None and b[i + 1] is not None]
-
-
-def shade_phases(ax: Axes, phases: Mapping[str, Any] | None, label: bool = True) -> None:
-    """Shade the phase spans behind the data already plotted. For a log step axis, a span that
-    starts at step 0 starts at the smallest positive step plotted instead (call after plotting)."""
-    lo = ax.dataLim.x0 if ax.has_data() and math.isfinite(ax.dataLim.x0) and ax.dataLim.x0 > 0 else 1.0
-    for name, a, b in phase_spans(phases):
-        a = max(a, lo)
-        if b <= a:
-            continue
-        ax.axvspan(a, b, color=PHASE_COLORS[name], alpha=0.8, zorder=0, lw=0, label=name if label else None)
-
-
-def mark_events(ax: Axes, events: Mapping[str, Any] | None, label: bool = True) -> None:
-    """Dashed vertical lines at the memorization and grokking steps (when they exist)."""
-    if not events:
+def shade_phases(ax: Axes, phases: Phases | None, label: bool = True) -> None:
+    """Shade the phase spans (``Phases.spans()``) behind the data already plotted. For a log step
+    axis, a span that starts at step 0 starts at the smallest positive step plotted instead (call
+    after plotting)."""
+    if phases is None:
         return
-    for key, text, color in (("memorization_step", "memorization", TRAIN), ("grokking_step", "grokking", TEST)):
-        step = events.get(key)
+    lo = ax.dataLim.x0 if ax.has_data() and math.isfinite(ax.dataLim.x0) and ax.dataLim.x0 > 0 else 1.0
+    for name, start, end in phases.spans():
+        a = max(float(start), lo)
+        if end <= a:
+            continue
+        text = PHASE_LABELS[name] if label else None
+        ax.axvspan(a, end, color=PHASE_COLORS[name], alpha=0.8, zorder=0, lw=0, label=text, gid=f"phase {name}")
+
+
+def mark_events(ax: Axes, events: GrokkingEvents | None, label: bool = True) -> None:
+    """Dashed vertical lines at the memorization and grokking steps (when they exist)."""
+    if events is None:
+        return
+    marks = (
+        (events.memorization_step, "memorization", COLORS["train"]),
+        (events.grokking_step, "grokking", COLORS["test"]),
+    )
+    for step, text, color in marks:
         if step is not None and step > 0:
             ax.axvline(step, color=color, ls="--", lw=1.2, zorder=3, label=f"{text} (step {step})" if label else None)
 

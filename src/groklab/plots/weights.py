@@ -12,6 +12,7 @@ from groklab.analysis.views import main_matrices, parameter_norms
 from groklab.plots.registry import SkipFigure, figure
 from groklab.plots.source import RunData
 from groklab.plots.style import log_axis, mark_events, new_figure, shade_phases, symmetric_limits
+from groklab.records import GrokkingEvents, Phases
 
 __all__ = ["AXES", "matrix_heatmaps", "norms_over_training"]
 
@@ -51,7 +52,7 @@ def matrix_heatmaps(matrices: Mapping[str, np.ndarray], title: str) -> Figure:
 
 
 def norms_over_training(
-    steps: Sequence[int], norms: Mapping[str, Sequence[float]], events: Mapping | None, phases: Mapping | None,
+    steps: Sequence[int], norms: Mapping[str, Sequence[float]], events: GrokkingEvents | None, phases: Phases | None,
     title: str,
 ) -> Figure:  # fmt: skip
     """Each parameter's L2 norm over checkpoints (one line per parameter, gid = its name), log-log."""
@@ -72,7 +73,7 @@ def norms_over_training(
 
 
 def _pick(d: RunData, names: Sequence[str]) -> dict[str, np.ndarray]:
-    mats = main_matrices(d.final_model)
+    mats = main_matrices(d.checkpoint_model)
     return {k: v.double().numpy() for k, v in mats.items() if k.rsplit(".", 1)[-1] in names}
 
 
@@ -84,11 +85,11 @@ def _pick(d: RunData, names: Sequence[str]) -> dict[str, np.ndarray]:
     "weights",
     "Embedding and unembedding weights",
     "Trained W_E and W_U show periodic structure along the token axis, at the key frequencies.",
+    at_step=True,
 )
 def _embed(d: RunData) -> Figure:
-    return matrix_heatmaps(
-        _pick(d, ["W_E", "W_pos", "W_U"]), f"Embedding, position and unembedding matrices ({d.label})"
-    )
+    title = f"Embedding, position and unembedding matrices at step {d.step} ({d.label})"
+    return matrix_heatmaps(_pick(d, ["W_E", "W_pos", "W_U"]), title)
 
 
 @figure(
@@ -96,12 +97,13 @@ def _embed(d: RunData) -> Figure:
     "weights",
     "Attention weights",
     "Look for structure in a few rows and columns: weight decay shrinks the directions the circuit does not use.",
+    at_step=True,
 )
 def _attn(d: RunData) -> Figure:
     mats = _pick(d, ["W_Q", "W_K", "W_V", "W_O"])
     if not mats:
-        raise SkipFigure(f"{type(d.final_model).__name__} has no attention")
-    return matrix_heatmaps(mats, f"Attention matrices, heads side by side ({d.label})")
+        raise SkipFigure(f"{type(d.checkpoint_model).__name__} has no attention")
+    return matrix_heatmaps(mats, f"Attention matrices, heads side by side, at step {d.step} ({d.label})")
 
 
 @figure(
@@ -110,9 +112,10 @@ def _attn(d: RunData) -> Figure:
     "MLP weights",
     "Columns of W_in (rows of W_out) belonging to dead or unused neurons decay to zero; the rest "
     "carry the key frequencies.",
+    at_step=True,
 )
 def _mlp(d: RunData) -> Figure:
-    return matrix_heatmaps(_pick(d, ["W_in", "W_out"]), f"MLP matrices ({d.label})")
+    return matrix_heatmaps(_pick(d, ["W_in", "W_out"]), f"MLP matrices at step {d.step} ({d.label})")
 
 
 @figure(
