@@ -17,7 +17,11 @@ from torch import Tensor
 __all__ = [
     "OPERATIONS",
     "Dataset",
+    "NoStructure",
     "Operation",
+    "StructureMap",
+    "discrete_log",
+    "primitive_root",
     "make_dataset",
     "make_split",
     "register",
@@ -26,60 +30,151 @@ __all__ = [
 
 
 @dataclass(frozen=True)
+class StructureMap:
+    """phi_a, phi_b, phi_c: tokens into Z_n with phi_c(a op b) = phi_a(a) + phi_b(b) (mod n) on the
+    pairs where all three are defined (DESIGN section 6, "Structure maps"). Arrays are [p] int64,
+    -1 where a token lies outside the map's domain (0 under a discrete logarithm)."""
+
+    kind: str  # identity | negate_b | discrete_log | discrete_log_div | square
+    n: int
+    generator: int | None
+    phi_a: np.ndarray
+    phi_b: np.ndarray
+    phi_c: np.ndarray
+
+    @property
+    def injective(self) -> bool:
+        """Whether phi_a, phi_b and phi_c are one-to-one on their domains (token measures need it)."""
+        return all(len(set(m[m >= 0].tolist())) == int((m >= 0).sum()) for m in (self.phi_a, self.phi_b, self.phi_c))
+
+
+class NoStructure(ValueError):
+    """An operation (at this p) has no structure map; the message says why."""
+
+
+@dataclass(frozen=True)
 class Operation:
     name: str
     fn: Callable[[np.ndarray, np.ndarray, int], np.ndarray]  # int64 arrays a, b -> (a op b) mod p
     needs_prime: bool = False
     valid: Callable[[np.ndarray, np.ndarray, int], np.ndarray] | None = None  # mask of defined pairs
-    additive: str | None = None  # "a+b" or "a-b" when labels depend on that combination only
+    structure: Callable[[int], StructureMap] | str = "no structure map is known"  # map at p, or why none
     symbol: str = ""
+
+    def structure_map(self, p: int) -> StructureMap:
+        """The operation's structure map at ``p``; NoStructure (with the reason) when it has none."""
+        if isinstance(self.structure, str):
+            raise NoStructure(f"operation {self.name!r}: {self.structure}")
+        return self.structure(p)
 
 
 OPERATIONS: dict[str, Operation] = {}
 
 
-def register(name: str, *, needs_prime: bool = False, valid=None, additive=None, symbol: str = ""):
-    """Decorator: ``@register("add")`` over ``def add(a, b, p): return (a + b) % p``."""
+def register(name: str, *, needs_prime: bool = False, valid=None, structure=None, symbol: str = ""):
+    """Decorator: ``@register("add", structure=identity)`` over ``def add(a, b, p): return (a + b) % p``.
+
+    ``structure``: a function p -> StructureMap (it may raise NoStructure for some p), or a string
+    saying why the operation has none."""
 
     def wrap(fn):
-        OPERATIONS[name] = Operation(name, fn, needs_prime, valid, additive, symbol or name)
+        kw = {"structure": structure} if structure is not None else {}
+        OPERATIONS[name] = Operation(name, fn, needs_prime, valid, symbol=symbol or name, **kw)
         return fn
 
     return wrap
 
 
-@register("add", additive="a+b", symbol="a + b")
+# ---------------------------------------------------------------- structure maps
+
+
+def _identity(p: int) -> StructureMap:
+    x = np.arange(p, dtype=np.int64)
+    return StructureMap("identity", p, None, x, x, x)
+
+
+def _negate_b(p: int) -> StructureMap:
+    x = np.arange(p, dtype=np.int64)
+    return StructureMap("negate_b", p, None, x, (-x) % p, x)
+
+
+def is_prime(n: int) -> bool:
+    return n >= 2 and all(n % d for d in range(2, int(n**0.5) + 1))
+
+
+def primitive_root(p: int) -> int:
+    """The smallest generator of the multiplicative group mod the prime ``p``."""
+    if not is_prime(p):
+        raise NoStructure(f"p = {p} is not prime, so Z_p* is not cyclic and has no discrete logarithm")
+    factors = [q for q in range(2, p) if (p - 1) % q == 0 and is_prime(q)]
+    return next(g for g in range(1, p) if all(pow(g, (p - 1) // q, p) != 1 for q in factors) or p == 2)
+
+
+def discrete_log(p: int) -> np.ndarray:
+    """[p] int64: dlog_g(x) for x in 1..p-1 to the smallest primitive root g; -1 at x = 0."""
+    g = primitive_root(p)
+    out = np.full(p, -1, dtype=np.int64)
+    x = 1
+    for e in range(p - 1):
+        out[x] = e
+        x = x * g % p
+    return out
+
+
+def _dlog_mul(p: int) -> StructureMap:
+    d = discrete_log(p)
+    return StructureMap("discrete_log", p - 1, primitive_root(p), d, d, d)
+
+
+def _dlog_div(p: int) -> StructureMap:
+    d = discrete_log(p)
+    neg = np.where(d >= 0, (-d) % (p - 1), -1)
+    return StructureMap("discrete_log_div", p - 1, primitive_root(p), d, neg, d)
+
+
+def _square(p: int) -> StructureMap:
+    x = np.arange(p, dtype=np.int64)
+    return StructureMap("square", p, None, x * x % p, x * x % p, x)
+
+
+# ---------------------------------------------------------------- the operations
+
+
+@register("add", structure=_identity, symbol="a + b")
 def _add(a, b, p):
     return (a + b) % p
 
 
-@register("sub", additive="a-b", symbol="a - b")
+@register("sub", structure=_negate_b, symbol="a - b")
 def _sub(a, b, p):
     return (a - b) % p
 
 
-@register("mul", symbol="a * b")
+@register("mul", structure=_dlog_mul, symbol="a * b")
 def _mul(a, b, p):
     return (a * b) % p
 
 
-@register("div", needs_prime=True, valid=lambda a, b, p: b != 0, symbol="a / b")
+@register("div", needs_prime=True, valid=lambda a, b, p: b != 0, structure=_dlog_div, symbol="a / b")
 def _div(a, b, p):
     inv = np.array([pow(int(x), -1, p) if x else 0 for x in range(p)], dtype=np.int64)
     return (a * inv[b]) % p
 
 
-@register("x2+y2", symbol="a^2 + b^2")
+@register("x2+y2", structure=_square, symbol="a^2 + b^2")
 def _x2_y2(a, b, p):
     return (a * a + b * b) % p
 
 
-@register("x2+xy+y2", symbol="a^2 + ab + b^2")
+NO_MAP = "no map phi with phi_c(a op b) = phi_a(a) + phi_b(b) is known (the label depends on a and b jointly)"
+
+
+@register("x2+xy+y2", structure=NO_MAP, symbol="a^2 + ab + b^2")
 def _x2_xy_y2(a, b, p):
     return (a * a + a * b + b * b) % p
 
 
-@register("x3+xy", symbol="a^3 + ab")
+@register("x3+xy", structure=NO_MAP, symbol="a^3 + ab")
 def _x3_xy(a, b, p):
     return (a * a * a + a * b) % p
 

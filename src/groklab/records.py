@@ -117,6 +117,22 @@ def finite_or_none(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
+# ---------------------------------------------------------------- the basis
+
+
+@dataclass
+class BasisRecord:
+    """The coordinates a record's frequencies live in (DESIGN section 6, "Structure maps"):
+    kind identity | negate_b | discrete_log | discrete_log_div | square | none; frequencies are
+    k = 1..n//2 of Z_n; ``generator`` the primitive root of a discrete log; ``reason`` why there
+    is no structure map (kind none)."""
+
+    kind: str
+    n: int
+    generator: int | None = None
+    reason: str | None = None
+
+
 # ---------------------------------------------------------------- events, phases, criteria
 
 
@@ -244,22 +260,25 @@ class NeuronAnalysis:
     """
 
     p: int
+    basis: BasisRecord
     d_mlp: int
     threshold: float
     min_cluster_size: float
     defined: bool
-    reason: str | None
+    reason: str | None  # why neuron frequencies are undefined (defined False)
     neuron_frequency: list[int]  # [d_mlp]: k, or 0 for a zero-variance neuron
     neuron_score: list[float]  # [d_mlp]
     fve: list[list[float]]  # [d_mlp][n_freq]: FVE of frequency k at column k-1
     clusters: list[Cluster]  # ascending in k
     n_clustered: int
-    key_frequencies: list[int]  # ascending
+    key_frequencies: list[int]  # ascending; empty with key_frequencies_reason
     key_frequency_counts: dict[int, int]  # cluster size of each key frequency
-    embedding_norms: list[float]  # [n_freq]: entry k-1 is frequency k
+    key_frequencies_reason: str | None
+    embedding_norms: list[float] | None  # [n_freq]: entry k-1 is frequency k; None without a token map
+    embedding_null: float | None  # the norm a frequency must exceed to stand out (shuffled-basis null)
     embedding_key_frequencies: list[int]
+    embedding_reason: str | None  # why the embedding list is empty (or its spectrum undefined)
     agreement: Agreement
-    note: str | None = None
 
     def cluster_dict(self) -> dict[int, list[int]]:
         return {c.k: list(c.neurons) for c in self.clusters}
@@ -301,6 +320,8 @@ class ControlAblation:
 
 @dataclass
 class FrequencyAblation:
+    baseline: Score  # the intact model on the pairs scored here
+    pairs: str  # which test pairs are scored (the analysed ones: in the task's basis)
     key: FrequencyDraw  # the key frequencies removed from W_E
     control: ControlAblation  # the same number of random non-key frequencies
 
@@ -386,6 +407,7 @@ class AblationReport:
     ``frequency_reason`` without key frequencies; ``heads`` None with ``heads_reason`` without heads."""
 
     split: str
+    basis: BasisRecord
     baseline: Score
     key_frequencies: list[int]
     frequency: FrequencyAblation | None
@@ -401,8 +423,8 @@ class AblationReport:
 @dataclass
 class Spectra:
     step: int
-    embedding_norms: list[float]
-    unembed_norms: list[float]
+    embedding_norms: list[float] | None
+    unembed_norms: list[float] | None
     cos_coefficients: list[float] | None
 
 
@@ -411,13 +433,15 @@ class FourierRecord:
     """Spectra of the analysed checkpoint and over checkpoints (``fourier.json``)."""
 
     p: int
-    frequencies: list[int]
-    basis_labels: list[str]
-    embedding_norms: list[float]
-    unembed_norms: list[float]
+    basis: BasisRecord
+    frequencies: list[int]  # k = 1..n//2 of the basis
+    basis_labels: list[str]  # the n rows of F: const, cos 1, sin 1, ...
+    embedding_norms: list[float] | None  # None (with reasons["embedding_norms"]) without a token map
+    unembed_norms: list[float] | None
     key_frequencies: list[int]
     over_checkpoints: list[Spectra]
-    logit_norms: list[list[float]] | None = None  # [p][p] 2-D Fourier norms of the logits
+    reasons: dict[str, str] = field(default_factory=dict)
+    logit_norms: list[list[float]] | None = None  # [n][n] 2-D Fourier norms of the logits
     logit_norms_reason: str | None = None
     cos_coefficients: dict[int, float] | None = None
     cos_coefficients_reason: str | None = None
@@ -459,6 +483,7 @@ class Summary:
 
     run: str
     config: RunInfo
+    basis: BasisRecord
     state: str | None
     analysed_step: int
     n_checkpoints: int
@@ -466,7 +491,7 @@ class Summary:
     phases: Phases
     key_frequencies: list[int]  # what the progress measures and ablations used
     key_frequency_counts: dict[int, int]
-    key_frequency_source: str
+    key_frequencies_reason: str | None  # why there are none
     embedding_key_frequencies: list[int]
     key_frequency_agreement: Agreement
     final: FinalMetrics

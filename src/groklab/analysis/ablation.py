@@ -30,7 +30,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from groklab.analysis.fourier import frequencies, remove_frequencies
+from groklab.analysis.basis import basis_of
+from groklab.analysis.fourier import remove_frequencies
 from groklab.analysis.neurons import Model, eq_activations
 from groklab.analysis.progress import accuracy, cross_entropy
 from groklab.data import Dataset
@@ -76,10 +77,11 @@ def _test_rows(ds: Dataset, test_pairs: Tensor | np.ndarray | Sequence[int]) -> 
 
 
 def ablate_frequencies(model: Model, ds: Dataset, test_rows: Tensor, ks: Sequence[int]) -> dict[str, float]:
-    """Test accuracy and loss of a copy of ``model`` whose token embeddings lack frequencies ``ks``."""
+    """Test accuracy and loss of a copy of ``model`` whose token embeddings lack frequencies ``ks``
+    (in the task's basis: see ``fourier.remove_frequencies``), scored on ``test_rows`` of ``ds``."""
     m = copy.deepcopy(model)
     with torch.no_grad():  # W_E_tokens is a view of the parameter (the `=` row excluded)
-        m.W_E_tokens.copy_(remove_frequencies(m.W_E_tokens, ks))
+        m.W_E_tokens.copy_(remove_frequencies(m.W_E_tokens, ks, basis_of(ds)))
     with eval_mode(m):
         dev = next(m.parameters()).device
         logits = m.forward_last(ds.tokens[test_rows].to(dev))
@@ -351,15 +353,23 @@ def head_ablation(
 
 
 def _frequency_ablation(
-    model: Model, ds: Dataset, rows: Tensor, keys: list[int], base_acc: float, n_draws: int, seed: int
+    model: Model, ds: Dataset, test_rows: Tensor, keys: list[int], n_draws: int, seed: int
 ) -> FrequencyAblation:
+    """Key frequencies and ``n_draws`` random non-key draws of as many, removed from W_E in the task's
+    basis, scored on the analysed test pairs (for mul/div the zero row and column, outside the
+    group, are left out: removing frequencies cannot touch them)."""
+    basis = basis_of(ds)
+    analysed = torch.zeros(ds.n, dtype=torch.bool)
+    analysed[basis.rows.cpu()] = True
+    rows = test_rows[analysed[test_rows.cpu()].to(test_rows.device)]
+    base = ablate_frequencies(model, ds, rows, [])
     gen = np.random.default_rng(seed)
 
     def draw(ks: list[int]) -> FrequencyDraw:
         s = ablate_frequencies(model, ds, rows, ks)
-        return FrequencyDraw(ks, s["test_acc"], s["test_loss"], 100 * (base_acc - s["test_acc"]))
+        return FrequencyDraw(ks, s["test_acc"], s["test_loss"], 100 * (base["test_acc"] - s["test_acc"]))
 
-    others = [k for k in frequencies(ds.p) if k not in keys]
+    others = [k for k in basis.frequencies if k not in keys]
     n = min(len(keys), len(others))
     draws = [
         draw(sorted(int(k) for k in gen.choice(others, size=n, replace=False))) for _ in range(n_draws if n else 0)
@@ -372,7 +382,8 @@ def _frequency_ablation(
         acc_drop=_spread(drops) if draws else None,
         test_acc_mean=float(np.mean([d.test_acc for d in draws])) if draws else None,
     )
-    return FrequencyAblation(draw(keys), control)
+    pairs = f"{len(rows)} of {len(test_rows)} test pairs (those in the {basis.kind} basis)"
+    return FrequencyAblation(Score(base["test_acc"], base["test_loss"]), pairs, draw(keys), control)
 
 
 def ablation_report(
@@ -385,20 +396,21 @@ def ablation_report(
     n_draws: int = 10,
     top: int = 20,
     seed: int = 0,
+    keys_reason: str | None = None,
 ) -> AblationReport:
     """Frequency, neuron and head ablations of ``model`` scored on the test split.
 
     ``clusters`` is {k: neurons} (``NeuronAnalysis.cluster_dict()``); every random choice (control
-    frequencies, random groups and orders) comes from ``seed``.
+    frequencies, random groups and orders) comes from ``seed``. Without key frequencies (or without
+    a one-to-one structure map) the frequency ablation is None with the reason (``keys_reason``).
     """
+    basis = basis_of(ds)
     keys = sorted(set(int(k) for k in key_freqs))
-    rows = _test_rows(ds, test_pairs)
     neurons = neuron_ablation(model, ds, test_pairs, clusters, neuron_frequency, n_draws, top, seed)
-    base = neurons.baseline
-    freq, freq_reason = None, None
-    if keys:
-        freq = _frequency_ablation(model, ds, rows, keys, base.test_acc, n_draws, seed)
-    else:
-        freq_reason = "no key frequencies were found"
+    freq, freq_reason = None, basis.token_reason
+    if freq_reason is None and not keys:
+        freq_reason = keys_reason or "no key frequencies were found"
+    if freq_reason is None:
+        freq = _frequency_ablation(model, ds, _test_rows(ds, test_pairs), keys, n_draws, seed)
     heads, heads_reason = head_ablation(model, ds, test_pairs)
-    return AblationReport("test", base, keys, freq, freq_reason, neurons, heads, heads_reason)
+    return AblationReport("test", basis.record(), neurons.baseline, keys, freq, freq_reason, neurons, heads, heads_reason)

@@ -1,16 +1,19 @@
 """Neurons of the last MLP at the `=` position: their frequencies, clusters and the key frequencies.
 
-Conventions (DESIGN section 6):
+Conventions (DESIGN section 6), in the task's own basis (:mod:`.basis`; Z_p for add):
 
-- N = post-activations of the last MLP at `=` for all p^2 inputs (a-major), [p*p, d_mlp], each
-  neuron centred over inputs; N^ = its 2-D Fourier transform [p, p, d_mlp] (see ``fourier``).
-- FVE_k(n) = sum of N^[i, j, n]^2 over (i, j) in {0, 2k-1, 2k}^2 minus (0, 0), over the sum over
-  all (i, j). A neuron's frequency is the argmax over k = 1..(p-1)//2, its score the max; a neuron
+- N = post-activations of the last MLP at `=` over the analysed pairs, placed at
+  (phi_a(a), phi_b(b)) as a table [n, n, d_mlp], each neuron centred; N^ = its 2-D Fourier transform.
+- FVE_k(n) = sum of N^[i, j, n]^2 over (i, j) in {0, rows of k}^2 minus (0, 0), over the sum over
+  all (i, j). A neuron's frequency is the argmax over k = 1..n//2, its score the max; a neuron
   with zero variance has score 0 and no frequency.
 - A neuron joins the cluster of its frequency when its score is >= 0.85.
 - Key frequencies: frequencies whose cluster has at least max(2, 0.01 * d_mlp) members (for
-  d_mlp = 512 that is 6), with counts. Also: frequencies whose embedding norm is >= 1/4 of the
-  largest. Both lists are ascending in k, and k and p-k are never both listed.
+  d_mlp = 512 that is 6), with counts; none (with the reason) when no cluster is that large.
+- Embedding key frequencies, reported beside them: frequencies whose embedding norm stands out
+  against a shuffled-basis null (above the largest norm of 99 spectra of the same rows placed at
+  random) and is >= 1/4 of the largest. A model without Fourier structure has none.
+Both lists are ascending in k, and k and n-k are never both listed.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from groklab.analysis.fourier import embedding_spectrum, fourier_2d, n_freqs
+from groklab.analysis.basis import Basis, basis_of
+from groklab.analysis.fourier import embedding_spectrum, fourier_2d, fourier_basis, freq_norms, freq_rows, n_freqs
 from groklab.data import Dataset
 from groklab.models import MLPModel, Transformer, eval_mode
 from groklab.models.hooks import HookPoint
@@ -42,6 +46,7 @@ __all__ = [
 CLUSTER_THRESHOLD = 0.85
 Model = Transformer | MLPModel  # both expose neuron_hooks, W_E_tokens, W_L, forward_last, hooks
 EMBED_FRACTION = 0.25
+NULL_DRAWS = 99  # shuffled-basis spectra for the embedding null (a 1% chance that noise stands out)
 
 
 def eq_activations(model: Model, tokens: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -71,25 +76,22 @@ def eq_activations(model: Model, tokens: Tensor) -> tuple[Tensor, Tensor, Tensor
         return pre, post, out.detach()
 
 
-def neuron_fve(post: Tensor, p: int) -> Tensor:
-    """FVE_k(n) for every neuron and frequency: [d_mlp, (p-1)//2] (column k-1 is frequency k).
+def neuron_fve(table: Tensor) -> Tensor:
+    """FVE_k(n) for every neuron and frequency: [d_mlp, n//2] (column k-1 is frequency k).
 
-    ``post`` is [p*p, d_mlp] over all inputs in a-major order; each neuron is centred over inputs.
-    A neuron with zero variance gets a row of zeros.
+    ``table`` is [n, n, d_mlp]: post-activations over the analysed pairs at (phi_a(a), phi_b(b))
+    (``Basis.table``); each neuron is centred over pairs. For the cos-only k = n/2 of an even n the
+    rows are {0, n-1}. A neuron with zero variance gets a row of zeros.
     """
-    if post.shape[0] != p * p:
-        raise ValueError(f"neuron_fve needs all p^2 = {p * p} inputs, got {post.shape[0]}")
-    N = post.to(torch.float64)
-    N = N - N.mean(0, keepdim=True)
-    E = fourier_2d(N.reshape(p, p, -1)).pow(2)  # [p, p, d]
-    nf = n_freqs(p)
-    # group the basis rows: 0 = constant, k = frequency k, nf + 1 = cos(pi x) for even p (no frequency)
-    group = torch.zeros(p, dtype=torch.long, device=E.device)
+    n = table.shape[0]
+    N = table.to(torch.float64)
+    N = N - N.mean((0, 1), keepdim=True)
+    E = fourier_2d(N).pow(2)  # [n, n, d]
+    nf = n_freqs(n)
+    group = torch.zeros(n, dtype=torch.long, device=E.device)  # basis row -> frequency (0 = constant)
     for k in range(1, nf + 1):
-        group[2 * k - 1 : 2 * k + 1] = k
-    if p % 2 == 0:
-        group[p - 1] = nf + 1
-    G = torch.nn.functional.one_hot(group, nf + 2).T.to(E.dtype)  # [groups, p]
+        group[list(freq_rows(k, n))] = k
+    G = torch.nn.functional.one_hot(group, nf + 1).T.to(E.dtype)  # [groups, n]
     blocks = torch.einsum("gi,ijn,hj->ghn", G, E, G)  # [groups, groups, d]: energy per block of rows/cols
     ks = torch.arange(1, nf + 1, device=E.device)
     inside = blocks[0, ks] + blocks[ks, 0] + blocks[ks, ks]  # [nf, d]; block (0, 0) is left out
@@ -130,15 +132,28 @@ def key_frequencies_from_clusters(clusters: dict[int, list[int]], d_mlp: int) ->
     return [(k, len(v)) for k, v in sorted(clusters.items()) if len(v) >= need]
 
 
-def key_frequencies_from_embedding(spectrum: Tensor, fraction: float = EMBED_FRACTION) -> list[int]:
-    """Frequencies k (ascending) whose norm ``spectrum[k-1]`` is >= ``fraction`` of the largest.
+def embedding_null(W_E_tokens: Tensor, basis: Basis, draws: int = NULL_DRAWS, seed: int = 0) -> float:
+    """The norm a frequency of the embedding spectrum must exceed to stand out: the largest
+    frequency norm over ``draws`` spectra of the same rows placed at random (a shuffled basis).
+    Shuffling keeps every row and its norm but breaks any relation between token and coordinate,
+    so a model with no Fourier structure has each of its frequencies below this with probability
+    about 1 - 1/(draws + 1), all at once (the maximum over frequencies is the statistic)."""
+    W = W_E_tokens[basis.token_order.to(W_E_tokens.device)].to(torch.float64)
+    gen = torch.Generator().manual_seed(seed)
+    F = fourier_basis(basis.n, W.device)
+    best = 0.0
+    for _ in range(draws):
+        perm = torch.randperm(basis.n, generator=gen).to(W.device)
+        best = max(best, float(freq_norms(F @ W[perm], 0).max()))
+    return best
 
-    An all-zero spectrum has no key frequencies.
-    """
+
+def key_frequencies_from_embedding(spectrum: Tensor, null: float, fraction: float = EMBED_FRACTION) -> list[int]:
+    """Frequencies k (ascending) whose norm ``spectrum[k-1]`` exceeds ``null`` (``embedding_null``) and
+    is >= ``fraction`` of the largest. A spectrum at the level of the null has none."""
     top = float(spectrum.max()) if spectrum.numel() else 0.0
-    if top <= 0:
-        return []
-    return [k + 1 for k in torch.nonzero(spectrum >= fraction * top).flatten().tolist()]
+    keep = (spectrum > null) & (spectrum >= fraction * top)
+    return [k + 1 for k in torch.nonzero(keep).flatten().tolist()] if top > 0 else []
 
 
 def frequency_agreement(by_neurons: list[int], by_embedding: list[int]) -> Agreement:
@@ -150,61 +165,53 @@ def frequency_agreement(by_neurons: list[int], by_embedding: list[int]) -> Agree
 
 
 def analyze_neurons(model: Model, ds: Dataset, threshold: float = CLUSTER_THRESHOLD) -> NeuronAnalysis:
-    """Neuron FVEs, clusters and key frequencies (both methods) of ``model`` on the task ``ds``.
-
-    Needs every one of the p^2 pairs (``ds.n == p * p``); otherwise only the embedding-based list
-    is computed. For operations without additive structure the Fourier basis of Z_p is not the
-    expected basis of the algorithm; the numbers are still what they are, and ``note`` says so.
-    """
-    from groklab.data import OPERATIONS
-
-    p = ds.p
-    spectrum = embedding_spectrum(model.W_E_tokens.detach())
-    by_embed = key_frequencies_from_embedding(spectrum)
+    """Neuron FVEs, clusters and key frequencies (both methods) of ``model`` on the task ``ds``, in
+    the task's own basis. Key frequencies come from the neuron clusters only; a model whose neurons
+    form no large enough cluster has none, with the reason (never a fallback)."""
+    basis = basis_of(ds)
     d_mlp = int(model.W_L.shape[0])
-    note = None
-    if OPERATIONS[ds.op].additive is None:
-        note = (
-            f"operation {ds.op!r} is not additive: the Fourier basis of Z_p is not its natural basis "
-            "(a discrete-log basis would be), so few neurons are expected to cluster"
+    out = NeuronAnalysis(
+        p=ds.p, basis=basis.record(), d_mlp=d_mlp, threshold=threshold, min_cluster_size=min_cluster_size(d_mlp),
+        defined=False, reason=basis.table_reason, neuron_frequency=[], neuron_score=[], fve=[], clusters=[],
+        n_clustered=0, key_frequencies=[], key_frequency_counts={}, key_frequencies_reason=basis.table_reason,
+        embedding_norms=None, embedding_null=None, embedding_key_frequencies=[], embedding_reason=basis.token_reason,
+        agreement=frequency_agreement([], []),
+    )  # fmt: skip
+    if basis.token_reason is None:
+        _embedding_keys(out, model.W_E_tokens.detach(), basis)
+    if basis.table_reason is None:
+        _neuron_keys(out, model, ds, basis)
+    out.agreement = frequency_agreement(out.key_frequencies, out.embedding_key_frequencies)
+    return out
+
+
+def _embedding_keys(out: NeuronAnalysis, W_E_tokens: Tensor, basis: Basis) -> None:
+    spectrum = embedding_spectrum(W_E_tokens, basis)
+    out.embedding_norms, out.embedding_null = spectrum.tolist(), embedding_null(W_E_tokens, basis)
+    out.embedding_key_frequencies = key_frequencies_from_embedding(spectrum, out.embedding_null)
+    if not out.embedding_key_frequencies:
+        out.embedding_reason = (
+            f"no frequency of the embedding stands out: the largest norm {float(spectrum.max()):.3g} is within "
+            f"the largest of {NULL_DRAWS} shuffled-basis spectra ({out.embedding_null:.3g})"
         )
-    common = dict(p=p, d_mlp=d_mlp, threshold=threshold, min_cluster_size=min_cluster_size(d_mlp))
-    if ds.n != p * p:
-        return NeuronAnalysis(
-            **common,  # type: ignore[arg-type]
-            defined=False,
-            reason=f"operation {ds.op!r} leaves {p * p - ds.n} of the p^2 pairs undefined, so neuron "
-            "activations do not form a full p x p table and have no 2-D Fourier transform",
-            neuron_frequency=[],
-            neuron_score=[],
-            fve=[],
-            clusters=[],
-            n_clustered=0,
-            key_frequencies=[],
-            key_frequency_counts={},
-            embedding_norms=spectrum.tolist(),
-            embedding_key_frequencies=by_embed,
-            agreement=frequency_agreement([], by_embed),
-            note=note,
-        )
+
+
+def _neuron_keys(out: NeuronAnalysis, model: Model, ds: Dataset, basis: Basis) -> None:
     _, post, _ = eq_activations(model, ds.tokens)
-    fve = neuron_fve(post.cpu(), p)
+    fve = neuron_fve(basis.table(post[basis.rows.to(post.device)].cpu()))
     freq, score = neuron_frequencies(fve)
-    clusters = frequency_clusters(freq, score, threshold)
-    keys = key_frequencies_from_clusters(clusters, d_mlp)
-    return NeuronAnalysis(
-        **common,  # type: ignore[arg-type]
-        defined=True,
-        reason=None,
-        neuron_frequency=freq.tolist(),
-        neuron_score=score.tolist(),
-        fve=fve.tolist(),
-        clusters=[Cluster(k, len(v), v) for k, v in clusters.items()],
-        n_clustered=sum(len(v) for v in clusters.values()),
-        key_frequencies=[k for k, _ in keys],
-        key_frequency_counts=dict(keys),
-        embedding_norms=spectrum.tolist(),
-        embedding_key_frequencies=by_embed,
-        agreement=frequency_agreement([k for k, _ in keys], by_embed),
-        note=note,
-    )
+    clusters = frequency_clusters(freq, score, out.threshold)
+    keys = key_frequencies_from_clusters(clusters, out.d_mlp)
+    out.defined, out.reason = True, None
+    out.neuron_frequency, out.neuron_score, out.fve = freq.tolist(), score.tolist(), fve.tolist()
+    out.clusters = [Cluster(k, len(v), v) for k, v in clusters.items()]
+    out.n_clustered = sum(len(v) for v in clusters.values())
+    out.key_frequencies, out.key_frequency_counts = [k for k, _ in keys], dict(keys)
+    out.key_frequencies_reason = None
+    if not keys:
+        largest = max(((len(v), k) for k, v in clusters.items()), default=None)
+        seen = f"the largest has {largest[0]} (k = {largest[1]})" if largest else f"no neuron has FVE >= {out.threshold}"
+        out.key_frequencies_reason = (
+            f"no neuron cluster has at least {out.min_cluster_size:g} members ({seen}): "
+            "the model shows no Fourier structure in its neurons"
+        )

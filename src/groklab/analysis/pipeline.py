@@ -10,9 +10,11 @@ into ``RUN_DIR/analysis/`` (DESIGN section 5):
 - ``fourier.json``: spectra of the final checkpoint and over checkpoints;
 - ``neurons.json`` and ``ablation.json``: the final checkpoint's neurons and ablations.
 
+Everything is in the task's own basis (:mod:`groklab.analysis.basis`), named in the records.
 Key frequencies come from the neuron clusters of the final checkpoint; when there are none (a run
-that never formed the algorithm) the embedding-norm list is used and ``key_frequency_source``
-says so.
+that never formed the algorithm) they are empty with ``key_frequencies_reason``, and the measures
+that need them are null with that reason (the embedding list is reported beside, never used
+in their place).
 """
 
 from __future__ import annotations
@@ -22,11 +24,11 @@ from collections.abc import Callable
 from typing import Any
 
 from groklab.analysis.ablation import ablation_report
+from groklab.analysis.basis import Basis, basis_of
 from groklab.analysis.fourier import (
     basis_labels,
     cos_coefficients,
     embedding_spectrum,
-    frequencies,
     logit_fourier_norms,
     unembed_spectrum,
 )
@@ -38,8 +40,8 @@ from groklab.analysis.grokking import (
     success_criteria,
 )
 from groklab.analysis.neurons import analyze_neurons
-from groklab.analysis.progress import fourier_null_reason, progress_measures
-from groklab.data import OPERATIONS, Dataset
+from groklab.analysis.progress import progress_measures
+from groklab.data import Dataset
 from groklab.models import eval_mode
 from groklab.records import (
     AblationReport,
@@ -58,47 +60,44 @@ __all__ = ["analyze_run", "fourier_record"]
 
 
 def fourier_record(model: Any, ds: Dataset, keys: list[int], series: list[Spectra]) -> FourierRecord:
-    """The spectra of ``model`` (one checkpoint) with ``keys`` and the spectra over checkpoints
-    ``series`` as given; logit norms and cos coefficients None with the reason where undefined."""
-    p = ds.p
+    """The spectra of ``model`` (one checkpoint) in the task's basis with ``keys`` and the spectra
+    over checkpoints ``series`` as given; a measure the basis cannot define is None with the reason."""
+    basis = basis_of(ds)
+    one = _spectra(model, ds, -1, basis)
     rec = FourierRecord(
-        p=p,
-        frequencies=frequencies(p),
-        basis_labels=basis_labels(p),
-        embedding_norms=embedding_spectrum(model.W_E_tokens.detach()).tolist(),
-        unembed_norms=unembed_spectrum(model.W_L.detach()).tolist(),
-        key_frequencies=keys,
+        p=ds.p, basis=basis.record(), frequencies=basis.frequencies, basis_labels=basis_labels(basis.n),
+        embedding_norms=one.embedding_norms, unembed_norms=one.unembed_norms, key_frequencies=keys,
         over_checkpoints=series,
-    )
-    if ds.n != p * p:
-        reason = f"operation {ds.op!r} leaves pairs undefined, so the logits are not a full p x p table"
-        rec.logit_norms_reason = rec.cos_coefficients_reason = reason
-        return rec
-    with eval_mode(model):
-        logits = model.forward_last(ds.tokens)
-    rec.logit_norms = logit_fourier_norms(logits, p).tolist()  # [p, p] 2-D Fourier norms
-    why = fourier_null_reason(ds.op, p, ds.n, frequencies(p))
-    additive = OPERATIONS[ds.op].additive
-    if why is None and additive is not None:
-        coefs = cos_coefficients(logits, p, frequencies(p), additive).tolist()
-        rec.cos_coefficients = dict(zip(frequencies(p), coefs, strict=True))
+    )  # fmt: skip
+    for name in ("embedding_norms", "logit_norms"):
+        if basis.token_reason is not None:
+            rec.reasons[name] = basis.token_reason
+    if basis.pair_reason is not None:
+        rec.reasons["unembed_norms"] = rec.cos_coefficients_reason = basis.pair_reason
+    if basis.table_reason is not None:
+        rec.logit_norms_reason = basis.table_reason
     else:
-        rec.cos_coefficients_reason = why or f"operation {ds.op!r} is not additive"
+        rec.logit_norms = logit_fourier_norms(_logits(model, ds, basis), basis).tolist()  # [n, n]
+    if one.cos_coefficients is not None:
+        rec.cos_coefficients = dict(zip(basis.frequencies, one.cos_coefficients, strict=True))
     return rec
 
 
-def _spectra(model: Any, ds: Dataset, step: int) -> Spectra:
-    out = Spectra(
-        step=step,
-        embedding_norms=embedding_spectrum(model.W_E_tokens.detach()).tolist(),
-        unembed_norms=unembed_spectrum(model.W_L.detach()).tolist(),
-        cos_coefficients=None,
-    )
-    additive = OPERATIONS[ds.op].additive
-    if ds.n == ds.p * ds.p and additive is not None:
-        with eval_mode(model):
-            logits = model.forward_last(ds.tokens)
-        out.cos_coefficients = cos_coefficients(logits, ds.p, frequencies(ds.p), additive).tolist()
+def _logits(model: Any, ds: Dataset, basis: Basis) -> Any:
+    with eval_mode(model):
+        return model.forward_last(ds.tokens[basis.rows.to(ds.tokens.device)])
+
+
+def _spectra(model: Any, ds: Dataset, step: int, basis: Basis | None = None) -> Spectra:
+    """Embedding and unembedding spectra and the cos(w(s - c)) coefficients of every frequency, in
+    the task's basis (None where the basis cannot define them)."""
+    basis = basis if basis is not None else basis_of(ds)
+    out = Spectra(step, None, None, None)
+    if basis.token_reason is None:
+        out.embedding_norms = embedding_spectrum(model.W_E_tokens.detach(), basis).tolist()
+    if basis.pair_reason is None:
+        out.unembed_norms = unembed_spectrum(model.W_L.detach(), basis).tolist()
+        out.cos_coefficients = cos_coefficients(_logits(model, ds, basis), basis, basis.frequencies).tolist()
     return out
 
 
@@ -125,15 +124,13 @@ def analyze_run(
     train, test = run.split
 
     neurons = analyze_neurons(model, ds)
-    keys, source = neurons.key_frequencies, "neuron clusters"
-    if not keys:
-        keys, source = list(neurons.embedding_key_frequencies), "embedding norms (no neuron cluster was large enough)"
+    keys, basis = neurons.key_frequencies, basis_of(ds)
 
     progress, series = [], []
     for i, (step, state) in enumerate(states):
         model.load_state_dict(state)
         progress.append(progress_measures(model, ds, train, test, keys, step=step))
-        series.append(_spectra(model, ds, step))
+        series.append(_spectra(model, ds, step, basis))
         if on_checkpoint:
             on_checkpoint(i + 1, len(states))
     model.load_state_dict(final_state)  # the loop ends on it too; stated for the reader
@@ -141,9 +138,10 @@ def analyze_run(
     fourier = fourier_record(model, ds, keys, series)
     cfg = run.config
     ablation = ablation_report(
-        model, ds, test, keys, neurons.cluster_dict(), neurons.neuron_frequency or None, n_draws=n_draws, seed=cfg.seed
-    )
-    summary = _summary(run, final_step, len(progress), progress, neurons, ablation, keys, source)
+        model, ds, test, keys, neurons.cluster_dict(), neurons.neuron_frequency or None, n_draws=n_draws,
+        seed=cfg.seed, keys_reason=neurons.key_frequencies_reason,
+    )  # fmt: skip
+    summary = _summary(run, final_step, len(progress), progress, neurons, ablation)
     summary.warnings, summary.device = warnings, str(device)
     summary.elapsed_s = round(time.perf_counter() - t0, 2)
     return Analysis(summary, progress, fourier, neurons, ablation)
@@ -151,21 +149,22 @@ def analyze_run(
 
 def _summary(
     run: Run, final_step: int, n_checkpoints: int, progress: list[Progress], neurons: NeuronAnalysis,
-    ablation: AblationReport, keys: list[int], source: str,
+    ablation: AblationReport,
 ) -> Summary:  # fmt: skip
     cfg, metrics = run.config, run.metric_records()
     events = grokking_events(metrics)
     return Summary(
         run=run.path.name,
         config=RunInfo(cfg.name, cfg.task.op, cfg.task.p, cfg.task.train_frac, cfg.seed),
+        basis=neurons.basis,
         state=run.status().get("state"),
         analysed_step=final_step,
         n_checkpoints=n_checkpoints,
         events=events,
         phases=phase_boundaries(joined_records(metrics, progress), events),
-        key_frequencies=keys,
-        key_frequency_counts={k: neurons.key_frequency_counts[k] for k in keys if k in neurons.key_frequency_counts},
-        key_frequency_source=source,
+        key_frequencies=neurons.key_frequencies,
+        key_frequency_counts=neurons.key_frequency_counts,
+        key_frequencies_reason=neurons.key_frequencies_reason,
         embedding_key_frequencies=neurons.embedding_key_frequencies,
         key_frequency_agreement=neurons.agreement,
         final=final_metrics(metrics),

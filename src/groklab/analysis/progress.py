@@ -3,12 +3,14 @@
 Every measure is defined in DESIGN section 6 and computed with the key frequencies K held fixed
 (they come from the final checkpoint). Which measures exist depends on the task:
 
-- always: train/test loss and accuracy, weight norm, Gini of the W_E and W_L spectra (the Fourier
-  basis of Z_p is defined for any operation; for non-additive ones it just is not the model's basis);
-- only for an additive operation (add: s = a+b, sub: s = a-b) over the full p x p table, with a
-  non-empty K: restricted loss (all pairs and test split), excluded loss (train split), trig FVE
-  of MLP pre-, post-activations and logits, and the fraction of logit norm explained by
-  cos(w_k(s - c)). Elsewhere they are None, and ``null_reasons[field]`` says why.
+- always: train/test loss and accuracy (over every pair of the split) and the weight norm;
+- with a structure map (:mod:`.basis`; one-to-one for the Gini of W_E): Gini of the W_E and W_L
+  spectra in the task's basis;
+- with a structure map and a non-empty K: restricted loss (over the analysed pairs, and their test
+  part), excluded loss (analysed training pairs), trig FVE of the logits and MLP post-activations
+  (sum directions) and of the pre-activations (single-variable directions, see ``trig_fve``), and
+  the fraction of logit norm explained by cos(w_k(s - phi_c(c))).
+Elsewhere a measure is None, and ``null_reasons[field]`` says why.
 
 Losses are cross-entropy in float64, averaged over the pairs of the split; accuracy is the
 fraction of pairs whose argmax logit is the label.
@@ -24,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from groklab.analysis.basis import Basis, basis_of
 from groklab.analysis.fourier import (
     cos_fraction,
     embedding_spectrum,
@@ -33,7 +36,7 @@ from groklab.analysis.fourier import (
     unembed_spectrum,
 )
 from groklab.analysis.neurons import Model, eq_activations
-from groklab.data import OPERATIONS, Dataset
+from groklab.data import Dataset
 from groklab.models import weight_norm_sq
 from groklab.records import Progress
 
@@ -48,7 +51,7 @@ __all__ = [
     "weight_norm_sq",
 ]
 
-# measures that need sum directions (additive op, full table, key frequencies)
+# measures that need sum directions (a structure map and key frequencies)
 FOURIER_FIELDS = (
     "restricted_loss",
     "restricted_loss_test",
@@ -75,16 +78,10 @@ def accuracy(logits: Tensor, labels: Tensor) -> float:
     return float((logits.argmax(-1) == labels.to(logits.device)).to(torch.float64).mean())
 
 
-def fourier_null_reason(op: str, p: int, n_pairs: int, key_freqs: Sequence[int]) -> str | None:
+def fourier_null_reason(basis: Basis, key_freqs: Sequence[int]) -> str | None:
     """Why the sum-direction measures are undefined for this task, or None when they are defined."""
-    additive = OPERATIONS[op].additive
-    if additive is None:
-        return (
-            f"operation {op!r} has no additive structure (labels are not a function of a+b or a-b), "
-            "so the sum directions behind this measure are undefined"
-        )
-    if n_pairs != p * p:
-        return f"operation {op!r} leaves {p * p - n_pairs} of the p^2 pairs undefined; the measure needs the full table"
+    if basis.pair_reason is not None:
+        return basis.pair_reason
     if not key_freqs:
         return "no key frequencies were found, so P_K is empty"
     return None
@@ -111,58 +108,65 @@ def progress_measures(
     ``train_pairs`` / ``test_pairs`` are pair indices a*p + b (``data.make_split``). One pass of the
     fast `=`-only path over all valid pairs gives logits and the last MLP's pre/post-activations.
     """
-    p = ds.p
+    basis = basis_of(ds)
     keys = sorted(set(int(k) for k in key_freqs))
     pre, post, logits = eq_activations(model, ds.tokens)
     labels = ds.labels.to(logits.device)
     tr, te = _rows(ds, train_pairs).to(logits.device), _rows(ds, test_pairs).to(logits.device)
     wsq = weight_norm_sq(model)
-    reasons: dict[str, str] = {}
-    ginis: dict[str, float | None] = {}
-    for name, spec in (
-        ("gini_embed", embedding_spectrum(model.W_E_tokens.detach())),
-        ("gini_unembed", unembed_spectrum(model.W_L.detach())),
-    ):
-        ginis[name] = _finite(gini(spec.cpu()))
-        if ginis[name] is None:
-            reasons[name] = "the spectrum is all zero, so its Gini is undefined"
     losses, correct = nll(logits, labels), (logits.argmax(-1) == labels).to(torch.float64)
     rec = Progress(
-        step=step,
-        key_frequencies=keys,
-        train_loss=float(losses[tr].mean()),
-        train_acc=float(correct[tr].mean()),
-        test_loss=float(losses[te].mean()),
-        test_acc=float(correct[te].mean()),
-        weight_norm_sq=wsq,
-        weight_norm=math.sqrt(wsq),
-        gini_embed=ginis["gini_embed"],
-        gini_unembed=ginis["gini_unembed"],
-        null_reasons=reasons,
-    )
-    why = fourier_null_reason(ds.op, p, ds.n, keys)
+        step=step, key_frequencies=keys,
+        train_loss=float(losses[tr].mean()), train_acc=float(correct[tr].mean()),
+        test_loss=float(losses[te].mean()), test_acc=float(correct[te].mean()),
+        weight_norm_sq=wsq, weight_norm=math.sqrt(wsq), gini_embed=None, gini_unembed=None,
+    )  # fmt: skip
+    _ginis(rec, model, basis)
+    why = fourier_null_reason(basis, keys)
     if why is not None:
-        reasons.update({f: why for f in FOURIER_FIELDS})
+        rec.null_reasons.update({f: why for f in FOURIER_FIELDS})
         return rec
-    additive = OPERATIONS[ds.op].additive
-    assert additive is not None
+    rows = basis.rows.to(logits.device)
+    in_train = torch.zeros(ds.n, dtype=torch.bool, device=logits.device)
+    in_train[tr] = True
+    _fourier_measures(rec, basis, keys, pre[rows], post[rows], logits[rows], labels[rows], in_train[rows])
+    return rec
+
+
+def _ginis(rec: Progress, model: Model, basis: Basis) -> None:
+    spectra = {"gini_embed": (basis.token_reason, lambda: embedding_spectrum(model.W_E_tokens.detach(), basis))}
+    spectra["gini_unembed"] = (basis.pair_reason, lambda: unembed_spectrum(model.W_L.detach(), basis))
+    for name, (why, spectrum) in spectra.items():
+        value = None if why is not None else _finite(gini(spectrum().cpu()))
+        setattr(rec, name, value)
+        if value is None:
+            rec.null_reasons[name] = why or "the spectrum is all zero, so its Gini is undefined"
+
+
+def _fourier_measures(
+    rec: Progress, basis: Basis, keys: list[int], pre: Tensor, post: Tensor, logits: Tensor, labels: Tensor,
+    in_train: Tensor,
+) -> None:  # fmt: skip
+    """Restricted and excluded loss, trig FVE and cos fraction over the analysed pairs."""
     L64 = logits.to(torch.float64)
-    PL = project_sum(L64, p, keys, additive)
+    PL = project_sum(L64, basis, keys)
     L_r = PL + L64.mean(0, keepdim=True)  # = restricted_logits(logits, ...)
     L_x = L64 - PL  # = excluded_logits(logits, ...)
     r_losses = nll(L_r, labels)
     rec.restricted_loss = float(r_losses.mean())
-    rec.restricted_loss_test = float(r_losses[te].mean())
-    rec.excluded_loss = cross_entropy(L_x[tr], labels[tr])
-    for name, T in (("trig_fve_pre", pre), ("trig_fve_post", post), ("trig_fve_logits", logits)):
-        value = _finite(trig_fve(T, p, keys, additive))
+    rec.restricted_loss_test = float(r_losses[~in_train].mean()) if (~in_train).any() else None
+    rec.excluded_loss = cross_entropy(L_x[in_train], labels[in_train]) if in_train.any() else None
+    for name, T, single in (("trig_fve_pre", pre, True), ("trig_fve_post", post, False), ("trig_fve_logits", logits, False)):
+        value = _finite(trig_fve(T, basis, keys, single=single))
         setattr(rec, name, value)
         if value is None:
-            reasons[name] = "the activations are constant over inputs"
-    rec.cos_fraction = _finite(cos_fraction(logits, p, keys, additive))
+            rec.null_reasons[name] = "the activations are constant over inputs"
+    rec.cos_fraction = _finite(cos_fraction(logits, basis, keys))
     if rec.cos_fraction is None:
-        reasons["cos_fraction"] = "the logits are constant over answers for every input"
-    return rec
+        rec.null_reasons["cos_fraction"] = "the logits are constant over answers for every input"
+    for name in ("restricted_loss_test", "excluded_loss"):
+        if getattr(rec, name) is None:
+            rec.null_reasons[name] = "no analysed pair lies in that split"
 
 
 def progress_series(

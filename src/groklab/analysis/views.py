@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from groklab.analysis.basis import Basis
 from groklab.analysis.fourier import fourier_1d, fourier_basis, freq_rows, n_freqs
 from groklab.analysis.neurons import Model
 from groklab.analysis.progress import nll
@@ -36,26 +37,32 @@ __all__ = [
 ]
 
 
-def frequency_plane(W_E_tokens: Tensor, k: int) -> Tensor:
-    """Coordinates [p, 2] of each token's (centred) embedding in the plane of frequency k.
+def frequency_plane(W_E_tokens: Tensor, k: int, basis: Basis) -> Tensor:
+    """Coordinates [p, 2] of each token's (centred) embedding in the plane of frequency k of the
+    task's basis; NaN for tokens outside the structure map (0 under a discrete log).
 
-    The plane is spanned by the directions the embedding gives to cos(w_k x) and sin(w_k x): the rows
-    ``F[2k-1] @ W_E`` and ``F[2k] @ W_E`` of the Fourier-transformed embedding, orthonormalised in
-    that order (axis 0 is the cos direction; axis 1 the sin direction with its cos part removed).
-    A model that uses frequency k puts the tokens on a circle here, token x at angle w_k x; an
-    embedding with no frequency-k structure gives a cloud. Zeros when the plane is degenerate.
+    The plane is spanned by the directions the embedding gives to cos(w_k x) and sin(w_k x), x =
+    phi(token): the rows ``F[2k-1] @ W`` and ``F[2k] @ W`` of the Fourier-transformed embedding (rows
+    placed at phi), orthonormalised in that order (axis 0 is the cos direction; axis 1 the sin
+    direction with its cos part removed). A model that uses frequency k puts the tokens on a circle
+    here, token t at angle w_k phi(t); an embedding with no frequency-k structure gives a cloud.
+    Zeros when the plane is degenerate.
     """
     W = W_E_tokens.detach().to(torch.float64)
-    F = fourier_basis(W.shape[0], W.device)
-    A = F[list(freq_rows(k))] @ W  # [2, d]
-    Q, R = torch.linalg.qr(A.T)  # [d, 2]
+    order = basis.token_order.to(W.device)
+    F = fourier_basis(basis.n, W.device)
+    A = F[list(freq_rows(k, basis.n))] @ W[order]  # [1 or 2, d]
+    coords = torch.full((W.shape[0], 2), float("nan"), dtype=torch.float64, device=W.device)
+    Q, R = torch.linalg.qr(A.T)  # [d, 1 or 2]
     scale = R.diagonal().abs().max()
     if scale == 0:
-        return torch.zeros(W.shape[0], 2, dtype=torch.float64)
+        coords[order] = 0.0
+        return coords
     Q = Q * torch.where(R.diagonal() < 0, -1.0, 1.0)  # keep each axis pointing along its own row
     Q = Q[:, R.diagonal().abs() > 1e-12 * scale]
-    coords = (W - W.mean(0, keepdim=True)) @ Q
-    return torch.nn.functional.pad(coords, (0, 2 - coords.shape[1]))
+    inside = W[order]
+    coords[order] = torch.nn.functional.pad((inside - inside.mean(0, keepdim=True)) @ Q, (0, 2 - Q.shape[1]))
+    return coords
 
 
 def embedding_pca(W_E_tokens: Tensor, n: int = 4) -> tuple[Tensor, Tensor]:
