@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from groklab.analysis.ablation import ablate_frequencies, ablation_report, head_ablation, neuron_ablation
+from groklab.analysis.basis import basis_of
 from groklab.analysis.fourier import embedding_spectrum, fourier_basis, remove_frequencies
 from groklab.config import ModelConfig
 from groklab.data import make_dataset, make_split
@@ -121,11 +122,12 @@ def test_remove_frequencies_projects_out_exactly_those_rows():
     W = torch.stack(
         [torch.cos(2 * math.pi * 2 * x / p), torch.sin(2 * math.pi * 5 * x / p + 1), torch.ones(p, dtype=D)], 1
     )
-    out = remove_frequencies(W, [2])
-    spec = embedding_spectrum(out)
-    assert spec[2 - 1] < 1e-12 and spec[5 - 1] == pytest.approx(float(embedding_spectrum(W)[5 - 1]))
+    basis = basis_of(make_dataset("add", p))
+    out = remove_frequencies(W, [2], basis)
+    spec = embedding_spectrum(out, basis)
+    assert spec[2 - 1] < 1e-12 and spec[5 - 1] == pytest.approx(float(embedding_spectrum(W, basis)[5 - 1]))
     torch.testing.assert_close(out[:, 1:], W[:, 1:])  # other frequencies and the constant untouched
-    torch.testing.assert_close(remove_frequencies(out, [2]), out)  # a projection
+    torch.testing.assert_close(remove_frequencies(out, [2], basis), out)  # a projection
     F_ = fourier_basis(p)
     torch.testing.assert_close(F_[[3, 4]] @ out, torch.zeros(2, 3, dtype=D), atol=1e-12, rtol=0)
 

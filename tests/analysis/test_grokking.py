@@ -16,7 +16,7 @@ from groklab.analysis.grokking import (
     phase_boundaries,
     success_criteria,
 )
-from groklab.records import ControlAblation, FrequencyAblation, FrequencyDraw, Phases, Spread, from_json, to_json
+from groklab.records import ControlAblation, FrequencyAblation, FrequencyDraw, Phases, Score, Spread, from_json, to_json
 
 STEPS = list(range(0, 10001, 100))
 
@@ -58,7 +58,8 @@ def ablation(keys: list[int], key_drop: float, control_drop: float | None, n_dra
     """The part of an AblationReport the criteria read: the frequency ablation and its control."""
     draw = FrequencyDraw(keys, 1.0 - key_drop / 100, 1.0, key_drop)
     control = ControlAblation(len(keys), None, [draw] * n_draws, None if control_drop is None else Spread(control_drop, 0.1), None)
-    return SimpleNamespace(frequency=FrequencyAblation(draw, control), frequency_reason=None)
+    baseline = Score(1.0, 0.1)
+    return SimpleNamespace(frequency=FrequencyAblation(baseline, "all test pairs", draw, control), frequency_reason=None)
 
 
 ABLATION = ablation([4, 14, 35], 92.0, 0.4, 10)

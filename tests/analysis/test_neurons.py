@@ -7,9 +7,11 @@ import math
 import pytest
 import torch
 
-from groklab.analysis.fourier import fourier_basis, n_freqs
+from groklab.analysis.basis import basis_of
+from groklab.analysis.fourier import embedding_spectrum, fourier_basis, n_freqs
 from groklab.analysis.neurons import (
     analyze_neurons,
+    embedding_null,
     eq_activations,
     frequency_agreement,
     frequency_clusters,
@@ -37,23 +39,28 @@ def w(k: int, p: int) -> float:
 
 
 def brute_fve(post: torch.Tensor, p: int) -> torch.Tensor:
-    """FVE straight from the definition, with loops."""
+    """FVE straight from the definition, with loops (rows of the cos-only p/2 of even p: {0, p-1})."""
     F = fourier_basis(p)
     N = post - post.mean(0)
     out = torch.zeros(post.shape[1], n_freqs(p), dtype=D)
     for n in range(post.shape[1]):
         C = (F @ N[:, n].reshape(p, p) @ F.T) ** 2
         for k in range(1, n_freqs(p) + 1):
-            S = [0, 2 * k - 1, 2 * k]
+            S = [0, p - 1] if 2 * k == p else [0, 2 * k - 1, 2 * k]
             inside = sum(C[i, j] for i in S for j in S) - C[0, 0]
             out[n, k - 1] = inside / C.sum()
     return out
 
 
+def fve(post: torch.Tensor, p: int) -> torch.Tensor:
+    """neuron_fve of ``post [p*p, d]`` over all pairs in a-major order (the identity basis)."""
+    return neuron_fve(post.reshape(p, p, -1))
+
+
 @pytest.mark.parametrize("p", [7, 8])
 def test_fve_matches_the_definition(p):
     post = torch.randn(p * p, 5, dtype=D, generator=torch.Generator().manual_seed(0))
-    torch.testing.assert_close(neuron_fve(post, p), brute_fve(post, p))
+    torch.testing.assert_close(fve(post, p), brute_fve(post, p))
 
 
 @pytest.mark.parametrize("p", [13, 14])
@@ -66,21 +73,16 @@ def test_fve_of_known_neurons(p):
         torch.cos(w(2, p) * a) + torch.cos(w(5, p) * b),  # two frequencies, equal energy: 1/2 each
         torch.full((p * p,), 3.0, dtype=D),  # constant: no frequency, score 0
     ]
-    fve = neuron_fve(torch.stack(cols, 1), p)
-    assert fve.shape == (5, n_freqs(p))
-    torch.testing.assert_close(fve[0, 2 - 1], torch.tensor(1.0, dtype=D))
-    torch.testing.assert_close(fve[1, 3 - 1], torch.tensor(1.0, dtype=D))
-    torch.testing.assert_close(fve[2, 4 - 1], torch.tensor(1.0, dtype=D))
-    torch.testing.assert_close(fve[3, [1, 4]], torch.tensor([0.5, 0.5], dtype=D))
-    assert fve[4].abs().max() == 0
-    freq, score = neuron_frequencies(fve)
+    table = fve(torch.stack(cols, 1), p)
+    assert table.shape == (5, n_freqs(p))
+    torch.testing.assert_close(table[0, 2 - 1], torch.tensor(1.0, dtype=D))
+    torch.testing.assert_close(table[1, 3 - 1], torch.tensor(1.0, dtype=D))
+    torch.testing.assert_close(table[2, 4 - 1], torch.tensor(1.0, dtype=D))
+    torch.testing.assert_close(table[3, [1, 4]], torch.tensor([0.5, 0.5], dtype=D))
+    assert table[4].abs().max() == 0
+    freq, score = neuron_frequencies(table)
     assert freq.tolist()[:3] == [2, 3, 4] and freq[4] == 0 and score[4] == 0
-    assert all(1 <= k <= (p - 1) // 2 for k in freq[:4].tolist())  # never p - k
-
-
-def test_fve_needs_the_full_table():
-    with pytest.raises(ValueError):
-        neuron_fve(torch.zeros(10, 3), 5)
+    assert all(1 <= k <= p // 2 for k in freq[:4].tolist())  # never p - k
 
 
 def test_clusters_threshold_is_inclusive():
@@ -99,8 +101,26 @@ def test_key_frequencies_need_max_2_or_1_percent_of_neurons():
 
 def test_key_frequencies_from_embedding_norms():
     spec = torch.tensor([0.1, 4.0, 1.0, 0.99, 2.0], dtype=D)
-    assert key_frequencies_from_embedding(spec) == [2, 3, 5]  # >= 4.0 / 4
-    assert key_frequencies_from_embedding(torch.zeros(5)) == []
+    assert key_frequencies_from_embedding(spec, null=0.5) == [2, 3, 5]  # >= 4.0 / 4 and above the null
+    assert key_frequencies_from_embedding(spec, null=1.5) == [2, 5]  # the null decides first
+    assert key_frequencies_from_embedding(spec, null=4.0) == []  # nothing stands out
+    assert key_frequencies_from_embedding(torch.zeros(5), null=0.0) == []
+
+
+def test_embedding_null_separates_structure_from_noise():
+    p = 31
+    basis = basis_of(make_dataset("add", p))
+    gen = torch.Generator().manual_seed(0)
+    noise = torch.randn(p, 64, dtype=D, generator=gen)  # what an untrained embedding looks like
+    assert embedding_null(noise, basis) >= float(embedding_spectrum(noise, basis).max())
+    x = torch.arange(p, dtype=D)
+    structured = noise * 0.1
+    structured[:, 0] += 3 * torch.cos(w(4, p) * x)
+    structured[:, 1] += 3 * torch.sin(w(4, p) * x)
+    structured[:, 2] += 3 * torch.cos(w(11, p) * x + 1.0)
+    structured[:, 3] += 3 * torch.sin(w(11, p) * x + 1.0)
+    spec = embedding_spectrum(structured, basis)
+    assert key_frequencies_from_embedding(spec, embedding_null(structured, basis)) == [4, 11]
 
 
 def test_agreement():
@@ -126,20 +146,38 @@ def test_eq_activations_match_the_full_forward(arch):
     assert model.training  # mode restored
 
 
-def test_division_has_no_full_table():
+@pytest.mark.parametrize("op", ["div", "mul"])
+def test_division_and_multiplication_are_analysed_in_discrete_log_coordinates(op):
     p = 7
     model = build_model(ModelConfig(d_model=16, n_heads=2, d_head=8, d_mlp=24), p, seed=0)
-    na = analyze_neurons(model, make_dataset("div", p))
-    assert not na.defined and "undefined" in na.reason and na.key_frequencies == [] and na.fve == []
-    assert len(na.embedding_norms) == n_freqs(p)  # W_E's spectrum is still defined
-    assert na.note is not None  # div is not additive
+    na = analyze_neurons(model, make_dataset(op, p))
+    assert na.basis.kind.startswith("discrete_log") and na.basis.n == 6 and na.basis.generator == 3
+    assert na.defined and len(na.fve) == 24 and len(na.fve[0]) == 3  # k = 1, 2 and the cos-only 3
+    assert len(na.embedding_norms) == 3
+
+
+@pytest.mark.parametrize("op", ["x2+xy+y2", "x3+xy"])
+def test_no_structure_map_means_no_frequencies_with_the_reason(op):
+    model = build_model(ModelConfig(d_model=16, n_heads=2, d_head=8, d_mlp=24), 7, seed=0)
+    na = analyze_neurons(model, make_dataset(op, 7))
+    assert not na.defined and na.key_frequencies == [] and na.embedding_norms is None
+    assert "no map" in na.reason and na.reason == na.key_frequencies_reason == na.embedding_reason
+
+
+@pytest.mark.parametrize("p", [31, 113])
+def test_untrained_model_has_no_key_frequencies(p):
+    """An untrained nanda-width model: no cluster, no embedding frequency stands out; reasons given."""
+    model = build_model(ModelConfig(), p, seed=1)
+    na = analyze_neurons(model, make_dataset("add", p))
+    assert na.key_frequencies == [] and "no neuron cluster" in na.key_frequencies_reason
+    assert na.embedding_key_frequencies == [] and "stands out" in na.embedding_reason
 
 
 def test_random_model_is_analysed_without_inventing_clusters():
     p = 11
     model = build_model(ModelConfig(d_model=16, n_heads=2, d_head=8, d_mlp=32), p, seed=0)
     na = analyze_neurons(model, make_dataset("add", p))
-    assert na.defined and na.note is None
+    assert na.defined and na.basis.kind == "identity"
     assert len(na.neuron_frequency) == 32 and len(na.fve) == 32 and len(na.fve[0]) == n_freqs(p)
     for c in na.clusters:  # every listed member really scores >= 0.85 at that frequency
         for n in c.neurons:
