@@ -14,19 +14,15 @@ The notebook API (DESIGN section 8)::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
+from groklab.api import analyze, from_hooked_transformer
 from groklab.config import Config, load_config
 from groklab.records import Analysis
 from groklab.runs import Run, RunError, load_run
 
-if TYPE_CHECKING:
-    from groklab.models import MLPModel, Transformer
-    from groklab.train import Callback, EvalResult
-
 __version__ = "0.1.0"
+
+# ``groklab.train`` is the training subpackage, made callable: ``gl.train(...)`` is groklab.api.train
+import groklab.train  # noqa: E402, F401  (binds the name once, so it never changes under the user)
 
 __all__ = [
     "Analysis",
@@ -39,80 +35,3 @@ __all__ = [
     "load_run",
     "train",
 ]
-
-
-def _config(config: str | Path | Config, overrides: Mapping[str, Any] | Sequence[str] | None) -> Config:
-    if isinstance(config, Config):
-        if overrides:
-            from groklab.config import build_config, to_dict
-
-            items = overrides.items() if isinstance(overrides, Mapping) else [_split(o) for o in overrides]
-            return build_config([to_dict(config)], list(items))
-        return config
-    if isinstance(overrides, Mapping):
-        overrides = [f"{k}={_yaml_value(v)}" for k, v in overrides.items()]
-    return load_config(str(config), list(overrides or []))
-
-
-def _split(item: str) -> tuple[str, Any]:
-    from groklab.config import parse_override
-
-    return parse_override(item)
-
-
-def _yaml_value(value: Any) -> str:
-    import yaml
-
-    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
-
-
-def train(
-    config: str | Path | Config = "nanda",
-    *,
-    set: Mapping[str, Any] | Sequence[str] | None = None,  # noqa: A002  (the CLI's --set)
-    out: str | Path | None = None,
-    runs_dir: str | Path = "runs",
-    model: Transformer | MLPModel | None = None,
-    callbacks: list[Callback | Callable[[EvalResult], None]] | None = None,
-) -> Run:
-    """Train a preset name, YAML path or :class:`Config` (``set``: dotted overrides) into the run
-    directory ``out`` (default: a new one under ``runs_dir``) and return the :class:`Run`.
-
-    ``model``: train a model you built (a groklab Transformer or MLPModel matching the config's
-    ``model`` and ``task.p``) in the same loop and run directory. ``callbacks``: see
-    :class:`groklab.train.Callback`. A run that fails or is interrupted raises RunError with the reason.
-    """
-    from groklab.runs import default_run_dir
-    from groklab.train import start_training
-
-    cfg = _config(config, set)
-    if model is not None and model.cfg != cfg.model:
-        from dataclasses import replace
-
-        cfg = replace(cfg, model=model.cfg)
-    path = Path(out) if out is not None else default_run_dir(Path(runs_dir), cfg)
-    run, result = start_training(cfg, path, model=model, callbacks=callbacks)
-    if result.state != "completed":
-        raise RunError(f"{run.path}: training {result.state} at step {result.step}: {result.error}")
-    return run
-
-
-def analyze(run: Run | str | Path, *, write: bool = True, device: str = "auto") -> Analysis:
-    """Analyse a run (every checkpoint and snapshot); the typed result is also written to
-    ``RUN_DIR/analysis/`` unless ``write`` is False."""
-    from groklab.analysis.pipeline import analyze_run
-    from groklab.train import resolve_device
-
-    run = run if isinstance(run, Run) else load_run(run)
-    result = analyze_run(run, device=str(resolve_device(device)))
-    if write:
-        run.write_analysis(result)
-    return result
-
-
-def from_hooked_transformer(hooked: Any, p: int | None = None) -> Transformer:
-    """A groklab Transformer with the weights of a TransformerLens HookedTransformer in the grokking
-    demo's layout (tokens [a, b, =], d_vocab p+1); see :mod:`groklab.interop`."""
-    from groklab.interop import from_hooked_transformer as convert
-
-    return convert(hooked, p)

@@ -80,9 +80,7 @@ def test_neuron_ablation_matches_hooked_forward(arch, layernorm, n_layers):
     assert [t.neuron for t in out.top] == sorted(range(24), key=lambda n: -out.importance[n])[:5]
     for c in out.clusters:
         acc, loss = hooked_score(model, ds, test, clusters[c.k])
-        assert c.ablated.test_acc == pytest.approx(acc) and c.ablated.test_loss == pytest.approx(
-            loss, rel=1e-4
-        )
+        assert c.ablated.test_acc == pytest.approx(acc) and c.ablated.test_loss == pytest.approx(loss, rel=1e-4)
         assert c.random.n_draws == 3 and c.random.pool == "outside the cluster"
     acc, loss = hooked_score(model, ds, test, [0, 1, 2, 5, 7])
     assert out.all_clusters.size == 5 and out.all_clusters.test_loss == pytest.approx(loss, rel=1e-4)

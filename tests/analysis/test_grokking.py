@@ -57,9 +57,13 @@ PROGRESS = [progress(t) for t in STEPS[::5]]
 def ablation(keys: list[int], key_drop: float, control_drop: float | None, n_draws: int) -> SimpleNamespace:
     """The part of an AblationReport the criteria read: the frequency ablation and its control."""
     draw = FrequencyDraw(keys, 1.0 - key_drop / 100, 1.0, key_drop)
-    control = ControlAblation(len(keys), None, [draw] * n_draws, None if control_drop is None else Spread(control_drop, 0.1), None)
+    control = ControlAblation(
+        len(keys), None, [draw] * n_draws, None if control_drop is None else Spread(control_drop, 0.1), None
+    )
     baseline = Score(1.0, 0.1)
-    return SimpleNamespace(frequency=FrequencyAblation(baseline, "all test pairs", draw, control), frequency_reason=None)
+    return SimpleNamespace(
+        frequency=FrequencyAblation(baseline, "all test pairs", draw, control), frequency_reason=None
+    )
 
 
 ABLATION = ablation([4, 14, 35], 92.0, 0.4, 10)

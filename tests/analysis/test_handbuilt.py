@@ -219,7 +219,9 @@ def test_logit_fourier_norms_sit_on_the_key_blocks(built):
 def test_ablations_of_the_construction(built):
     name, model, ds, _, test = built
     na = analyze_neurons(model, ds)
-    rep = ablation_report(model, ds, test, na.key_frequencies, na.cluster_dict(), na.neuron_frequency, n_draws=10, seed=0)
+    rep = ablation_report(
+        model, ds, test, na.key_frequencies, na.cluster_dict(), na.neuron_frequency, n_draws=10, seed=0
+    )
     d = rep
     json.dumps(to_json(d), allow_nan=False)
     exact = ds.op in ("add", "sub")

@@ -38,7 +38,8 @@ def setup(op: str = "add", arch: str = "transformer"):
 
 
 @pytest.mark.parametrize(
-    ("op", "arch"), [("add", "transformer"), ("sub", "transformer"), ("add", "mlp"), ("mul", "transformer"), ("div", "mlp")]
+    ("op", "arch"),
+    [("add", "transformer"), ("sub", "transformer"), ("add", "mlp"), ("mul", "transformer"), ("div", "mlp")],
 )
 def test_every_measure_follows_its_definition(op, arch):
     """Each field against the toolkit applied by hand, over the analysed pairs of the task's basis

@@ -13,7 +13,14 @@ from groklab.sweeps.figures import _median, phase_diagram, phase_diagrams
 
 
 def row(wd, seed, grok, state="completed", steps=1000, lr=1e-3):
-    return {"optim.weight_decay": wd, "seed": seed, "optim.lr": lr, "state": state, "steps": steps, "grokking_step": grok}
+    return {
+        "optim.weight_decay": wd,
+        "seed": seed,
+        "optim.lr": lr,
+        "state": state,
+        "steps": steps,
+        "grokking_step": grok,
+    }
 
 
 def test_median_counts_never_grokked_as_later_than_anything():
@@ -60,7 +67,9 @@ def test_one_diagram_per_axis_seeds_are_replicates_and_effective_weight_decay():
 
 
 def test_categorical_axis():
-    rows = [{"task.op": op, "state": "completed", "steps": 100, "grokking_step": g} for op, g in [("sub", 40), ("add", 20)]]
+    rows = [
+        {"task.op": op, "state": "completed", "steps": 100, "grokking_step": g} for op, g in [("sub", 40), ("add", 20)]
+    ]
     ax = phase_diagram(rows, "task.op", []).axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["add", "sub"]
 

@@ -413,4 +413,6 @@ def ablation_report(
     if freq_reason is None:
         freq = _frequency_ablation(model, ds, _test_rows(ds, test_pairs), keys, n_draws, seed)
     heads, heads_reason = head_ablation(model, ds, test_pairs)
-    return AblationReport("test", basis.record(), neurons.baseline, keys, freq, freq_reason, neurons, heads, heads_reason)
+    return AblationReport(
+        "test", basis.record(), neurons.baseline, keys, freq, freq_reason, neurons, heads, heads_reason
+    )

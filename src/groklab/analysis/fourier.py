@@ -77,6 +77,8 @@ def fourier_basis(n: int, device: torch.device | str | None = None) -> Tensor:
     cached and shared: do not modify it in place.
     """
     return _fourier_basis(n).to(device)
+
+
 @functools.lru_cache(maxsize=8)
 def _fourier_basis(n: int) -> Tensor:
     x = torch.arange(n, dtype=DTYPE)

@@ -210,7 +210,9 @@ def _neuron_keys(out: NeuronAnalysis, model: Model, ds: Dataset, basis: Basis) -
     out.key_frequencies_reason = None
     if not keys:
         largest = max(((len(v), k) for k, v in clusters.items()), default=None)
-        seen = f"the largest has {largest[0]} (k = {largest[1]})" if largest else f"no neuron has FVE >= {out.threshold}"
+        seen = (
+            f"the largest has {largest[0]} (k = {largest[1]})" if largest else f"no neuron has FVE >= {out.threshold}"
+        )
         out.key_frequencies_reason = (
             f"no neuron cluster has at least {out.min_cluster_size:g} members ({seen}): "
             "the model shows no Fourier structure in its neurons"

@@ -156,7 +156,11 @@ def _fourier_measures(
     rec.restricted_loss = float(r_losses.mean())
     rec.restricted_loss_test = float(r_losses[~in_train].mean()) if (~in_train).any() else None
     rec.excluded_loss = cross_entropy(L_x[in_train], labels[in_train]) if in_train.any() else None
-    for name, T, single in (("trig_fve_pre", pre, True), ("trig_fve_post", post, False), ("trig_fve_logits", logits, False)):
+    for name, T, single in (
+        ("trig_fve_pre", pre, True),
+        ("trig_fve_post", post, False),
+        ("trig_fve_logits", logits, False),
+    ):
         value = _finite(trig_fve(T, basis, keys, single=single))
         setattr(rec, name, value)
         if value is None:

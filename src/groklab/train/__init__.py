@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+import types
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from groklab.config import Config, to_yaml
 from groklab.data import make_dataset, make_split
@@ -68,3 +71,24 @@ def resume_training(
         trainer = Trainer(cfg, run, on_eval, callbacks=callbacks)
         trainer.load_state_dict(state)
         return run, _train(trainer)
+
+
+class _TrainModule(types.ModuleType):
+    """This subpackage, callable: ``groklab.train(...)`` is :func:`groklab.api.train` (DESIGN section 8
+    fixes both the name ``gl.train`` and the subpackage ``groklab.train``)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Run:
+        from groklab.api import train
+
+        return train(*args, **kwargs)
+
+    @property
+    def __signature__(self) -> Any:
+        import inspect
+
+        from groklab.api import train
+
+        return inspect.signature(train)
+
+
+sys.modules[__name__].__class__ = _TrainModule

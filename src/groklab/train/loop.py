@@ -207,8 +207,9 @@ class Trainer:
                 t0 = time.perf_counter()
                 x, y = self.next_batch()
                 loss = F.cross_entropy(self.model.forward_last(x).to(self.loss_dtype), y)
-                if not math.isfinite(loss.item()):
-                    error = f"non-finite training loss ({loss.item()}) at step {self.step}"
+                loss_value = loss.item()
+                if not math.isfinite(loss_value):
+                    error = f"non-finite training loss ({loss_value}) at step {self.step}"
                     self.save()
                     self.run_dir.write_status("failed", self.step, error)
                     return TrainResult("failed", self.step, error, last)
@@ -219,7 +220,7 @@ class Trainer:
                 self.step += 1
                 self.elapsed += time.perf_counter() - t0
                 for c in self.callbacks:
-                    c.on_step(self, float(loss))
+                    c.on_step(self, loss_value)
                 done = self.step == cfg.steps
                 if self.step % cfg.eval_every == 0 or done:
                     last = self.evaluate()
