@@ -51,6 +51,7 @@ __all__ = [
 
 STATES = ("running", "completed", "failed", "interrupted")
 _STEP_FILE = re.compile(r"^step_(\d{7,})\.pt$")
+_SNAPSHOT_FILE = re.compile(r"^step_(\d{7,})\.(?:pt|safetensors)$")  # safetensors: from a release bundle
 CHECKPOINT_KEYS = ("step", "model", "optimizer", "scheduler", "rng")
 ANALYSIS_FILES = ("fourier", "neurons", "ablation", "summary")  # summary last: its presence means complete
 
@@ -79,6 +80,16 @@ def _load_weights_file(path: Path, map_location: str | torch.device) -> dict[str
     if not isinstance(state, dict) or "model" not in state:
         raise RunError(f"{path}: not a groklab checkpoint or snapshot")
     return state
+
+
+def _load_safetensors(path: Path, map_location: str | torch.device) -> dict[str, torch.Tensor]:
+    """A weights-only snapshot in safetensors format (as release bundles hold): the model state dict."""
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(path, device=str(map_location))
+    except Exception as e:  # safetensors raises its own error types for a damaged header or data
+        raise RunError(f"{path}: corrupt or truncated safetensors snapshot ({type(e).__name__})") from None
 
 
 def load_run(path: Path | str) -> Run:
@@ -254,7 +265,9 @@ class Run:
         sig = _file_sig(self.analysis_dir / "summary.json")
         if getattr(self, "_analysis_sig", None) != sig or sig is None:
             try:
-                parts = {n: from_json(Analysis.field_type(n), self.read_record(n), n) for n in (*ANALYSIS_FILES, "progress")}
+                parts = {
+                    n: from_json(Analysis.field_type(n), self.read_record(n), n) for n in (*ANALYSIS_FILES, "progress")
+                }
             except RecordError as e:
                 raise RunError(f"{self.analysis_dir}: {e}") from None
             self._analysis, self._analysis_sig = Analysis(**parts), sig
@@ -322,12 +335,15 @@ class Run:
     @property
     def steps(self) -> list[int]:
         """Steps with saved weights (checkpoints and snapshots), ascending."""
-        return sorted({s for s, _ in self.checkpoints()} | {s for s, _ in _step_files(self.snapshot_dir)})
+        return sorted(
+            {s for s, _ in self.checkpoints()} | {s for s, _ in _step_files(self.snapshot_dir, _SNAPSHOT_FILE)}
+        )
 
     def weights_path(self, step: int) -> Path:
-        """The file holding the weights of ``step`` (a snapshot, else the checkpoint); RunError naming
-        the nearest saved steps when there is none."""
-        for path in (self.snapshot_path(step), self.checkpoint_path(step)):
+        """The file holding the weights of ``step`` (a snapshot, .pt or .safetensors, else the
+        checkpoint); RunError naming the nearest saved steps when there is none."""
+        snapshot = self.snapshot_path(step)
+        for path in (snapshot, snapshot.with_suffix(".safetensors"), self.checkpoint_path(step)):
             if path.is_file():
                 return path
         steps = self.steps
@@ -339,7 +355,10 @@ class Run:
 
     def load_state(self, step: int, map_location: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
         """The model state dict at ``step`` (the one loader of weights); RunError when missing or corrupt."""
-        return _load_weights_file(self.weights_path(step), map_location)["model"]
+        path = self.weights_path(step)
+        if path.suffix == ".safetensors":
+            return _load_safetensors(path, map_location)
+        return _load_weights_file(path, map_location)["model"]
 
     def states(
         self, steps: Iterable[int] | None = None, warn: Callable[[str], None] | None = None
@@ -370,7 +389,9 @@ class Run:
         try:
             model.load_state_dict(self.load_state(step, device))
         except (RuntimeError, KeyError) as e:
-            raise RunError(f"{self.weights_path(step)}: weights do not fit the run's config ({str(e).splitlines()[0]})") from None
+            raise RunError(
+                f"{self.weights_path(step)}: weights do not fit the run's config ({str(e).splitlines()[0]})"
+            ) from None
         return model
 
     def save_checkpoint(self, step: int, state: dict[str, Any]) -> Path:
@@ -451,10 +472,10 @@ def check_new_run_path(path: Path) -> None:
         raise RunError(f"--out {path}: directory is not empty and is not a run")
 
 
-def _step_files(directory: Path) -> list[tuple[int, Path]]:
+def _step_files(directory: Path, pattern: re.Pattern[str] = _STEP_FILE) -> list[tuple[int, Path]]:
     if not directory.is_dir():
         return []
-    return sorted((int(m.group(1)), f) for f in directory.iterdir() if (m := _STEP_FILE.match(f.name)))
+    return sorted((int(m.group(1)), f) for f in directory.iterdir() if (m := pattern.match(f.name)))
 
 
 def _file_sig(path: Path) -> tuple[int, int] | None:
