@@ -93,7 +93,12 @@ def _load_safetensors(path: Path, map_location: str | torch.device) -> dict[str,
 
 
 def load_run(path: Path | str) -> Run:
-    """Open a run directory for reading (the Python API's entry point, ``gl.load_run``)."""
+    """Open a run directory, or verify and extract a release bundle file (:mod:`groklab.bundle`),
+    for reading (the Python API's entry point, ``gl.load_run``)."""
+    if Path(path).is_file():
+        from groklab.bundle import open_bundle
+
+        return open_bundle(path)
     return Run.open(Path(path))
 
 
