@@ -239,6 +239,41 @@ def report(
     console.print(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB)", highlight=False, soft_wrap=True)
 
 
+# -- export -----------------------------------------------------------------------------------------
+@app.command()
+@user_errors
+def export(
+    run_dir: RunDirArg,
+    out: Annotated[Path, typer.Argument(help="The bundle file to write, e.g. run.tar.gz (must not exist).")],
+    steps: Annotated[
+        str | None, typer.Option("--steps", help="Weights of these steps too: 100,500 or all (the final step always).")
+    ] = None,
+) -> None:
+    """Write a release bundle: config, split, metrics, analysis and weights (safetensors) in one
+    checksummed archive that `gl.load_run(OUT)` opens."""
+    from groklab.bundle import export_bundle
+    from groklab.runs import Run
+
+    run = Run.open(run_dir)
+    chosen = _parse_steps(steps, run.steps)
+    path = export_bundle(run, out, chosen)
+    weights = sorted({*(chosen or ()), run.steps[-1]})
+    size = path.stat().st_size / 1e6
+    console.print(f"wrote {path} ({size:.1f} MB; weights at steps {weights})", highlight=False, soft_wrap=True)
+
+
+def _parse_steps(text: str | None, saved: list[int]) -> list[int] | None:
+    """``--steps``: None, ``all`` (every saved step) or comma-separated step numbers."""
+    if text is None:
+        return None
+    if text.strip() == "all":
+        return saved
+    try:
+        return [int(s) for s in text.split(",")]
+    except ValueError:
+        raise BadInput(f"--steps: expected comma-separated step numbers or 'all', got {text!r}") from None
+
+
 # -- sweep ------------------------------------------------------------------------------------------
 @app.command()
 @user_errors

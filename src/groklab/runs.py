@@ -49,6 +49,7 @@ __all__ = [
 
 STATES = ("running", "completed", "failed", "interrupted")
 _STEP_FILE = re.compile(r"^step_(\d{7,})\.pt$")
+_SNAPSHOT_FILE = re.compile(r"^step_(\d{7,})\.(?:pt|safetensors)$")  # safetensors: from a release bundle
 CHECKPOINT_KEYS = ("step", "model", "optimizer", "scheduler", "rng")
 ANALYSIS_FILES = ("fourier", "neurons", "ablation", "summary")  # summary last: its presence means complete
 
@@ -79,8 +80,23 @@ def _load_weights_file(path: Path, map_location: str | torch.device) -> dict[str
     return state
 
 
+def _load_safetensors(path: Path, map_location: str | torch.device) -> dict[str, torch.Tensor]:
+    """A weights-only snapshot in safetensors format (as release bundles hold): the model state dict."""
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(path, device=str(map_location))
+    except Exception as e:  # safetensors raises its own error types for a damaged header or data
+        raise RunError(f"{path}: corrupt or truncated safetensors snapshot ({type(e).__name__})") from None
+
+
 def load_run(path: Path | str) -> Run:
-    """Open a run directory for reading (the Python API's entry point, ``gl.load_run``)."""
+    """Open a run directory, or verify and extract a release bundle file (:mod:`groklab.bundle`),
+    for reading (the Python API's entry point, ``gl.load_run``)."""
+    if Path(path).is_file():
+        from groklab.bundle import open_bundle
+
+        return open_bundle(path)
     return Run.open(Path(path))
 
 
@@ -311,12 +327,15 @@ class Run:
     @property
     def steps(self) -> list[int]:
         """Steps with saved weights (checkpoints and snapshots), ascending."""
-        return sorted({s for s, _ in self.checkpoints()} | {s for s, _ in _step_files(self.snapshot_dir)})
+        return sorted(
+            {s for s, _ in self.checkpoints()} | {s for s, _ in _step_files(self.snapshot_dir, _SNAPSHOT_FILE)}
+        )
 
     def weights_path(self, step: int) -> Path:
-        """The file holding the weights of ``step`` (a snapshot, else the checkpoint); RunError naming
-        the nearest saved steps when there is none."""
-        for path in (self.snapshot_path(step), self.checkpoint_path(step)):
+        """The file holding the weights of ``step`` (a snapshot, .pt or .safetensors, else the
+        checkpoint); RunError naming the nearest saved steps when there is none."""
+        snapshot = self.snapshot_path(step)
+        for path in (snapshot, snapshot.with_suffix(".safetensors"), self.checkpoint_path(step)):
             if path.is_file():
                 return path
         steps = self.steps
@@ -328,7 +347,10 @@ class Run:
 
     def load_state(self, step: int, map_location: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
         """The model state dict at ``step`` (the one loader of weights); RunError when missing or corrupt."""
-        return _load_weights_file(self.weights_path(step), map_location)["model"]
+        path = self.weights_path(step)
+        if path.suffix == ".safetensors":
+            return _load_safetensors(path, map_location)
+        return _load_weights_file(path, map_location)["model"]
 
     def states(
         self, steps: Iterable[int] | None = None, warn: Callable[[str], None] | None = None
@@ -425,10 +447,10 @@ def check_new_run_path(path: Path) -> None:
         raise RunError(f"--out {path}: directory is not empty and is not a run")
 
 
-def _step_files(directory: Path) -> list[tuple[int, Path]]:
+def _step_files(directory: Path, pattern: re.Pattern[str] = _STEP_FILE) -> list[tuple[int, Path]]:
     if not directory.is_dir():
         return []
-    return sorted((int(m.group(1)), f) for f in directory.iterdir() if (m := _STEP_FILE.match(f.name)))
+    return sorted((int(m.group(1)), f) for f in directory.iterdir() if (m := pattern.match(f.name)))
 
 
 def _file_sig(path: Path) -> tuple[int, int] | None:
