@@ -37,7 +37,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from groklab.atomic import UMASK
+from groklab.files import UMASK
 from groklab.runs import ANALYSIS_FILES, Run, RunError
 
 __all__ = ["FORMAT", "VERSION", "export_bundle", "open_bundle"]

@@ -15,6 +15,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
@@ -24,7 +25,8 @@ import numpy as np
 import torch
 import yaml
 
-from groklab.atomic import FileFormatError, LockHeld, atomic_render, atomic_write, exclusive_lock, is_locked, read_jsonl
+from groklab import files
+from groklab.files import RunError, RunLockedError, atomic_write, load_checkpoint, read_jsonl
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -50,44 +52,7 @@ __all__ = [
 STATES = ("running", "completed", "failed", "interrupted")
 _STEP_FILE = re.compile(r"^step_(\d{7,})\.pt$")
 _SNAPSHOT_FILE = re.compile(r"^step_(\d{7,})\.(?:pt|safetensors)$")  # safetensors: from a release bundle
-CHECKPOINT_KEYS = ("step", "model", "optimizer", "scheduler", "rng")
 ANALYSIS_FILES = ("fourier", "neurons", "ablation", "summary")  # summary last: its presence means complete
-
-
-class RunError(ValueError):
-    """A problem with a run directory the user can fix; the message is one line."""
-
-
-class RunLockedError(RunError):
-    pass
-
-
-def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load one resumable checkpoint with ``weights_only=True``; a truncated or corrupt file is a RunError."""
-    state = _load_weights_file(path, map_location)
-    if any(k not in state for k in CHECKPOINT_KEYS):
-        raise RunError(f"{path}: not a groklab checkpoint")
-    return state
-
-
-def _load_weights_file(path: Path, map_location: str | torch.device) -> dict[str, Any]:
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # torch raises many types for a damaged zip or pickle
-        raise RunError(f"{path}: corrupt or truncated checkpoint ({type(e).__name__})") from None
-    if not isinstance(state, dict) or "model" not in state:
-        raise RunError(f"{path}: not a groklab checkpoint or snapshot")
-    return state
-
-
-def _load_safetensors(path: Path, map_location: str | torch.device) -> dict[str, torch.Tensor]:
-    """A weights-only snapshot in safetensors format (as release bundles hold): the model state dict."""
-    from safetensors.torch import load_file
-
-    try:
-        return load_file(path, device=str(map_location))
-    except Exception as e:  # safetensors raises its own error types for a damaged header or data
-        raise RunError(f"{path}: corrupt or truncated safetensors snapshot ({type(e).__name__})") from None
 
 
 def load_run(path: Path | str) -> Run:
@@ -104,6 +69,7 @@ def is_run_dir(path: Path) -> bool:
     return (Path(path) / "config.yaml").is_file()
 
 
+@dataclass(unsafe_hash=True)
 class Run:
     """A run directory: the one reader and writer of its files (DESIGN sections 5 and 8).
 
@@ -113,17 +79,10 @@ class Run:
     the trainer and the command line call.
     """
 
-    def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
+    path: Path
 
-    def __repr__(self) -> str:
-        return f"Run({str(self.path)!r})"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Run) and other.path == self.path
-
-    def __hash__(self) -> int:
-        return hash(self.path)
+    def __post_init__(self) -> None:
+        self.path = Path(self.path)
 
     config_path = property(lambda self: self.path / "config.yaml")
     status_path = property(lambda self: self.path / "status.json")
@@ -215,7 +174,7 @@ class Run:
         """The evaluation records of ``metrics.jsonl`` (a torn last line skipped)."""
         try:
             return read_jsonl(self.metrics_path)
-        except FileFormatError as e:
+        except files.FileFormatError as e:
             raise RunError(str(e)) from None
 
     @property
@@ -249,7 +208,7 @@ class Run:
                 raise RunError(f"{path}: {missing}")
             try:
                 return read_jsonl(path)
-            except FileFormatError as e:
+            except files.FileFormatError as e:
                 raise RunError(str(e)) from None
         path = self.analysis_dir / f"{name}.json"
         try:
@@ -287,7 +246,7 @@ class Run:
         path beside it, which is then renamed into place."""
         if Path(filename).name != filename or filename.startswith("."):
             raise ValueError(f"figure file name must be a plain name, got {filename!r}")
-        return atomic_render(self.figures_dir / filename, render)
+        return files.atomic_render(self.figures_dir / filename, render)
 
     def remove_figure(self, filename: str) -> None:
         """Delete ``figures/FILENAME`` if present (a figure an earlier drawing made that no longer applies)."""
@@ -349,8 +308,8 @@ class Run:
         """The model state dict at ``step`` (the one loader of weights); RunError when missing or corrupt."""
         path = self.weights_path(step)
         if path.suffix == ".safetensors":
-            return _load_safetensors(path, map_location)
-        return _load_weights_file(path, map_location)["model"]
+            return files.load_safetensors(path, map_location)
+        return files.load_weights_file(path, map_location)["model"]
 
     def states(
         self, steps: Iterable[int] | None = None, warn: Callable[[str], None] | None = None
@@ -428,13 +387,13 @@ class Run:
     def lock(self) -> Iterator[None]:
         """Hold the writer lock for the block; refuse if a live process holds it."""
         try:
-            with exclusive_lock(self.path / ".lock"):
+            with files.exclusive_lock(self.path / ".lock"):
                 yield
-        except LockHeld as e:
+        except files.LockHeld as e:
             raise RunLockedError(f"{self.path}: locked by another live process (pid {e.holder})") from None
 
     def is_locked(self) -> bool:
-        return is_locked(self.path / ".lock")
+        return files.is_locked(self.path / ".lock")
 
 
 def check_new_run_path(path: Path) -> None:

@@ -1,8 +1,9 @@
-"""Low-level file operations every writer and reader of a run directory shares.
+"""File operations every writer and reader of a run directory shares, and the user's error type.
 
 ``atomic_write`` writes via a temporary file in the same directory, fsync, then rename, so a reader
 never sees half a file; ``read_jsonl`` reads an append-only JSON-lines log whose last line may be
-torn by a writer that died mid-line.
+torn by a writer that died mid-line. ``load_weights`` reads one file of saved weights (a resumable
+checkpoint, or a weights-only snapshot in torch or safetensors format).
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import torch
+
 __all__ = [
+    "RunError",
+    "RunLockedError",
+    "load_checkpoint",
+    "load_safetensors",
+    "load_weights_file",
     "UMASK",
     "FileFormatError",
     "LockHeld",
@@ -29,6 +37,45 @@ __all__ = [
 
 UMASK = os.umask(0)
 os.umask(UMASK)
+
+
+CHECKPOINT_KEYS = ("step", "model", "optimizer", "scheduler", "rng")
+
+
+class RunError(ValueError):
+    """A problem with a run directory the user can fix; the message is one line."""
+
+
+class RunLockedError(RunError):
+    pass
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load one resumable checkpoint with ``weights_only=True``; a truncated or corrupt file is a RunError."""
+    state = load_weights_file(path, map_location)
+    if any(k not in state for k in CHECKPOINT_KEYS):
+        raise RunError(f"{path}: not a groklab checkpoint")
+    return state
+
+
+def load_weights_file(path: Path, map_location: str | torch.device) -> dict[str, Any]:
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises many types for a damaged zip or pickle
+        raise RunError(f"{path}: corrupt or truncated checkpoint ({type(e).__name__})") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise RunError(f"{path}: not a groklab checkpoint or snapshot")
+    return state
+
+
+def load_safetensors(path: Path, map_location: str | torch.device) -> dict[str, torch.Tensor]:
+    """A weights-only snapshot in safetensors format (as release bundles hold): the model state dict."""
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(path, device=str(map_location))
+    except Exception as e:  # safetensors raises its own error types for a damaged header or data
+        raise RunError(f"{path}: corrupt or truncated safetensors snapshot ({type(e).__name__})") from None
 
 
 class FileFormatError(ValueError):
