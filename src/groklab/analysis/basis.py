@@ -144,8 +144,8 @@ def _order(phi: np.ndarray, n: int) -> Tensor:
     return torch.from_numpy(order)
 
 
-@functools.lru_cache(maxsize=64)
-def _span_cached(basis_id: int, basis: Basis, coords: tuple[str, ...], ks: tuple[int, ...]) -> Tensor:
+@functools.lru_cache(maxsize=128)
+def _span_cached(basis: Basis, coords: tuple[str, ...], ks: tuple[int, ...]) -> Tensor:
     cols = []
     for name in coords:
         coord = basis.s if name == "s" else getattr(basis, name)
@@ -163,26 +163,27 @@ def _span_cached(basis_id: int, basis: Basis, coords: tuple[str, ...], ks: tuple
 
 
 def _span(basis: Basis, coords: tuple[str, ...], ks: tuple[int, ...]) -> Tensor:
-    return _span_cached(id(basis), basis, coords, ks).to(basis.ia.device)
-
-
-@functools.lru_cache(maxsize=32)
-def _basis_cached(op: str, p: int, n_rows: int) -> tuple[StructureMap | None, str | None]:
-    try:
-        return OPERATIONS[op].structure_map(p), None
-    except NoStructure as e:
-        return None, str(e)
+    return _span_cached(basis, coords, ks).to(basis.ia.device)
 
 
 def basis_of(ds: Dataset) -> Basis:
-    """The basis of task ``ds``: its structure map and the pairs where phi_a, phi_b, phi_c are defined."""
-    smap, reason = _basis_cached(ds.op, ds.p, ds.n)
-    a, b, c = (ds.tokens[:, 0].cpu().numpy(), ds.tokens[:, 1].cpu().numpy(), ds.labels.cpu().numpy())
-    if smap is None:
-        empty = torch.zeros(0, dtype=torch.long, device=ds.tokens.device)
-        return Basis(ds.op, ds.p, None, reason, empty, empty, empty)
+    """The basis of task ``ds``: its structure map and the pairs where phi_a, phi_b, phi_c are defined.
+    One object per (operation, p, device), so the directions it builds are computed once."""
+    return _basis(ds.op, ds.p, str(ds.tokens.device))
+
+
+@functools.lru_cache(maxsize=32)
+def _basis(op: str, p: int, device: str) -> Basis:
+    from groklab.data import make_dataset
+
+    ds = make_dataset(op, p)
+    try:
+        smap = OPERATIONS[op].structure_map(p)
+    except NoStructure as e:
+        empty = torch.zeros(0, dtype=torch.long, device=device)
+        return Basis(op, p, None, str(e), empty, empty, empty)
+    a, b, c = (ds.tokens[:, 0].numpy(), ds.tokens[:, 1].numpy(), ds.labels.numpy())
     ia, ib, ic = smap.phi_a[a], smap.phi_b[b], smap.phi_c[c]
     keep = np.nonzero((ia >= 0) & (ib >= 0) & (ic >= 0))[0]
-    dev = ds.tokens.device
-    as_t = lambda x: torch.from_numpy(np.ascontiguousarray(x)).to(dev)  # noqa: E731
-    return Basis(ds.op, ds.p, smap, None, as_t(keep), as_t(ia[keep]), as_t(ib[keep]))
+    as_t = lambda x: torch.from_numpy(np.ascontiguousarray(x)).to(device)  # noqa: E731
+    return Basis(op, p, smap, None, as_t(keep), as_t(ia[keep]), as_t(ib[keep]))
