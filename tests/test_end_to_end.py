@@ -19,10 +19,13 @@ def test_quick_preset_groks_and_is_taken_apart(tmp_path, cli):
     assert events.memorization_step is not None and events.grokking_step is not None
     assert events.delay == events.grokking_step - events.memorization_step > 0
 
-    p = load_config("quick").task.p
+    task = load_config("quick").task
+    summary = analysis.summary
+    assert task.op == "add" and (summary.basis.kind, summary.basis.n) == ("identity", task.p)  # Z_p itself
     keys = analysis.key_frequencies
-    assert keys and len(set(keys)) == len(keys) and all(1 <= k <= (p - 1) // 2 for k in keys)
-    assert analysis.summary.key_frequency_source == "neuron clusters"
+    assert keys and len(set(keys)) == len(keys) and all(1 <= k <= (task.p - 1) // 2 for k in keys)
+    assert summary.key_frequencies_reason is None  # found from the neuron clusters
+    assert keys == analysis.neurons.key_frequencies
     freq = analysis.ablation.frequency
     assert freq is not None and freq.key.acc_drop >= 30
     assert freq.control.acc_drop is not None and freq.control.acc_drop.mean < 5
