@@ -500,3 +500,25 @@ def test_circles_are_drawn_at_the_discrete_log_of_each_token():
     steps = np.diff(np.unwrap(np.arctan2(ring[:, 1], ring[:, 0])))
     np.testing.assert_allclose(steps, 2 * np.pi / 16, atol=1e-9)
     assert "log x in Z_16" in " ".join(a.get_ylabel() for a in fig.axes)
+    # the animation over checkpoints draws the same 16 tokens (frames: the plane shrunk, then as is)
+    from groklab.plots.animations import circles_animation
+
+    anim = circles_animation([0, 100], {k: np.stack([0.1 * plane, plane])}, log, 16, "mul")
+    anim._func(1)
+    np.testing.assert_allclose(anim._fig.axes[0].collections[0].get_offsets(), plane[1:])
+
+
+def test_operation_without_a_structure_map_skips_every_fourier_figure_with_the_recorded_reason(structureless_data):
+    """a^2 + ab + b^2 has no map phi: the records hold every spectrum as None with the reason, and
+    each figure over frequencies says exactly that instead of drawing anything; nothing fails."""
+    from groklab.plots import render_all
+
+    d = structureless_data
+    why = d.summary.basis.reason
+    assert d.summary.basis.kind == "none" and why and "no map phi" in why
+    assert d.fourier.embedding_norms is None and d.fourier.reasons["embedding_norms"] == why
+    rendered = {r.spec.name: r for r in render_all(d)}
+    assert not [(n, r.error) for n, r in rendered.items() if r.error]
+    for name in [*FREQUENCY_FIGURES, "anim_spectrum_curves", "anim_embedding_circles"]:
+        assert rendered[name].skip_reason == why, name
+    assert "dynamics_accuracy" not in {n for n, r in rendered.items() if r.skip_reason}
