@@ -22,7 +22,7 @@ from PIL import Image
 from groklab.analysis.views import frequency_plane, pick_steps
 from groklab.conventions import COLORS
 from groklab.plots.dynamics import metric_series
-from groklab.plots.embeddings import TOKEN_CMAP, inside, need_circles, phi_name, token_phi
+from groklab.plots.embeddings import TOKEN_CMAP, inside, need_circles, token_phi, x_label
 from groklab.plots.registry import SkipFigure, figure
 from groklab.plots.source import RunData
 from groklab.plots.style import log_axis, mark_events, new_figure
@@ -208,5 +208,5 @@ def _circles(d: RunData) -> FuncAnimation:
     Ws = [d.model_with(st).W_E_tokens.detach() for _, st in chosen]
     planes = {k: np.stack([frequency_plane(W, k, d.basis).numpy() for W in Ws]) for k in ks}
     which = "key" if len(ks) == len(d.keys) else f"the first {len(ks)} of {len(d.keys)} key"
-    title = f"Token embeddings in {which} frequency planes of {d.basis_name}, coloured by {phi_name(d)} ({d.label})"
+    title = f"Token embeddings in {which} frequency planes of {d.basis_name}, coloured by {x_label(d)} ({d.label})"
     return circles_animation([s for s, _ in chosen], planes, token_phi(d), d.basis.n, title)

@@ -126,7 +126,7 @@ def token_phi(d: RunData) -> np.ndarray:
     return np.asarray(d.basis.map.phi_a)
 
 
-def phi_name(d: RunData) -> str:
+def x_label(d: RunData) -> str:
     """phi(x) as labels write it: "x", "log x" (the token axis of the embedding)."""
     return phi_label(d.basis_record, "a").replace("a", "x")
 
@@ -150,7 +150,7 @@ def _circles(d: RunData) -> Figure:
         "each key frequency's" if len(ks) == len(d.keys) else f"the first {len(ks)} of {len(d.keys)} key frequencies'"
     )
     title = f"Token embeddings in {which} plane of {d.basis_name} at step {d.step} ({d.label})"
-    return embedding_circles(planes, token_phi(d), d.basis.n, title, phi_name(d))
+    return embedding_circles(planes, token_phi(d), d.basis.n, title, x_label(d))
 
 
 @figure(
