@@ -49,3 +49,18 @@ def analysed_run(tmp_path_factory) -> Path:
     assert result.state == "completed"
     run.write_analysis(analyze_run(run))
     return out
+
+
+@pytest.fixture(scope="session")
+def mlp_mul_run(tmp_path_factory) -> Path:
+    """An analysed MLP run on multiplication mod 17 (about 3 s): the discrete-log basis (Z_16, base 3),
+    no attention, and after 100 steps no neuron clusters, so no key frequencies; treat as read-only."""
+    from groklab.analysis.pipeline import analyze_run
+    from groklab.config import load_config
+    from groklab.train import start_training
+
+    out = tmp_path_factory.mktemp("mlp") / "mul"
+    run, result = start_training(load_config("debug", ["model.arch=mlp", "task.op=mul", "train.steps=100"]), out)
+    assert result.state == "completed"
+    run.write_analysis(analyze_run(run))
+    return out

@@ -26,6 +26,8 @@ def test_analyze_writes_every_record(tmp_path, cli):
     assert r.returncode == 0, r.stderr
     run = Run(out)
     summary, progress = run.analysis.summary, run.analysis.progress
+    keys = f"key frequencies {summary.key_frequencies} (from neuron clusters)" if summary.key_frequencies else ""
+    assert f"basis Z_17 (identity); {keys}" in r.stdout  # the summary line names the basis
     assert [p.step for p in progress] == run.steps
     assert all(p.key_frequencies == summary.key_frequencies for p in progress)  # fixed over training
     assert {c.name for c in summary.criteria} >= {"generalization", "key_frequency_ablation", "control_ablation"}

@@ -27,7 +27,8 @@ def test_quick_preset_groks_and_is_taken_apart(tmp_path, cli, op, kind):
     assert basis.kind == kind and basis.n == (97 if op == "add" else 96)
     keys = analysis.key_frequencies
     assert 1 <= len(keys) <= 8 and len(set(keys)) == len(keys) and all(1 <= k <= basis.n // 2 for k in keys)
-    assert analysis.summary.key_frequencies_reason is None
+    assert analysis.summary.key_frequencies_reason is None  # found from the neuron clusters
+    assert keys == analysis.neurons.key_frequencies
     freq = analysis.ablation.frequency
     assert freq is not None and freq.key.acc_drop >= 30  # removing the key frequencies breaks the model
     assert freq.control.acc_drop is not None and freq.control.acc_drop.mean < 5  # as many others do not

@@ -20,6 +20,7 @@ from groklab.plots import FIGURES, GROUPS, specs
 from groklab.records import (
     AblationSummary,
     Agreement,
+    BasisRecord,
     Criterion,
     FinalMetrics,
     GrokkingEvents,
@@ -104,6 +105,8 @@ def test_report_has_key_numbers_config_and_criteria(reported_run):
         assert re.search(rf"{re.escape(label)}\s*{getattr(ev, name)}\s", text), name
     assert "first evaluation with test accuracy >= 0.95, held to the end" in text
     assert str(summary.key_frequencies) in text
+    assert re.search(r"Fourier basis \(frequencies k of Z_n\)\s*Z_17 \(identity\)\s", text)
+    assert summary.key_frequencies and f"{summary.key_frequencies} from neuron clusters" in " ".join(text.split())
     counts = ", ".join(f"{k}: {n}" for k, n in summary.key_frequency_counts.items())
     assert re.search(rf"by neuron clusters \(k: neurons\)\s*{re.escape(counts)}\s", text)
     drop = summary.ablation.key_frequency_acc_drop
@@ -164,12 +167,13 @@ def test_figures_on_a_run_without_checkpoints_says_why(analysed_run, tmp_path, c
 def never_grokked_summary() -> Summary:
     """A run that memorized and never grokked: nulls with their reasons."""
     never = "test accuracy never reached 0.95 (best 0.31 at step 300)"
-    no_keys = "no key frequencies were found"
+    no_keys = "no neuron cluster has at least 2 members: the model shows no Fourier structure in its neurons"
     return Summary(
-        run="r", config=RunInfo("x", "mul", 7, 0.3, 0), state="completed", analysed_step=300, n_checkpoints=4,
+        run="r", config=RunInfo("x", "mul", 7, 0.3, 0), basis=BasisRecord("discrete_log", 6, 3), state="completed",
+        analysed_step=300, n_checkpoints=4,
         events=GrokkingEvents(40, None, None, 300, 10, reasons={"grokking_step": never, "delay": "no grokking step"}),
         phases=Phases(0, None, None, None, 300, None, None, rules={}, reasons={"memorization_end": "no grokking step"}),
-        key_frequencies=[], key_frequency_counts={}, key_frequency_source="embedding norms",
+        key_frequencies=[], key_frequency_counts={}, key_frequencies_reason=no_keys,
         embedding_key_frequencies=[], key_frequency_agreement=Agreement([], [], [], 1.0, True),
         final=FinalMetrics(300, 0.01, 1.0, 2.5, 0.31),
         criteria=[Criterion("generalization", 0.31, 0.95, ">=", False, "never reached")], all_passed=False,
@@ -182,7 +186,10 @@ def test_render_report_shows_nulls_with_their_reasons():
     skipped = [{"name": "g", "title": "G", "reason": "MLP has no attention"}]
     page = render_report(never_grokked_summary(), "name: x\n", [fig], skipped)
     assert "n/a: test accuracy never reached 0.95 (best 0.31 at step 300)" in page
-    assert "n/a: no key frequencies were found" in page
+    assert "n/a: no neuron cluster has at least 2 members" in page  # the ablation drop, with why
+    text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+    assert "Fourier basis (frequencies k of Z_n) Z_6 (discrete log base 3)" in text
+    assert "key frequencies (used) none (no neuron cluster has at least 2 members: the model shows no" in text
     assert "0 to <span class='null'>n/a: no grokking step</span>" in page  # memorization has no end
     assert "<span class='fail'>0 of 1 passed</span>" in page
     assert "A &lt;title&gt;" in page and "look &amp; see" in page  # escaped

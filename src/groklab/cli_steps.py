@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from groklab.config import Config, ConfigError
+from groklab.conventions import basis_name
 from groklab.records import RecordError, Summary
 from groklab.runs import Run, RunError
 
@@ -125,11 +126,18 @@ def run_analysis(run_dir: Path, quiet: bool) -> Summary:
 
 
 def print_summary(summary: Summary) -> None:
+    """The basis, key frequencies (or why there are none), events and success criteria of an analysis."""
     ev = summary.events
+    keys = (
+        f"key frequencies {summary.key_frequencies} (from neuron clusters)"
+        if summary.key_frequencies
+        else f"no key frequencies ({summary.key_frequencies_reason})"
+    )
     console.print(
-        f"key frequencies {summary.key_frequencies} (from {summary.key_frequency_source}); "
+        f"basis {basis_name(summary.basis)}; {keys}; "
         f"memorization step {ev.memorization_step}, grokking step {ev.grokking_step}, delay {ev.delay}",
         highlight=False,
+        markup=False,
         soft_wrap=True,
     )
     for c in summary.criteria:

@@ -1,9 +1,15 @@
-"""Numbers and names every part of groklab shares: event thresholds, phase names and colours.
+"""Numbers and names every part of groklab shares: event thresholds, phase names and colours, and
+the names of the coordinates (the basis) a task's Fourier measures live in.
 
 Defined once here; the trainer, the analysis, figures, report, dashboard and sweeps import them.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from groklab.records import BasisRecord
 
 __all__ = [
     "COLORS",
@@ -13,7 +19,11 @@ __all__ = [
     "PHASE_LABELS",
     "TEST_THRESHOLD",
     "TRAIN_THRESHOLD",
+    "basis_name",
     "event_rule",
+    "frequency_label",
+    "phi_label",
+    "wave_argument",
 ]
 
 TRAIN_THRESHOLD = 0.99  # memorization step: first evaluation with train accuracy >= this
@@ -43,3 +53,47 @@ def event_rule(name: str) -> str:
         "delay": "grokking step - memorization step",
     }
     return rules[name]
+
+
+# ---------------------------------------------------------------- the basis of a task (DESIGN section 6)
+
+_MAPS = {  # kind -> (how phi is described, phi_a(a), phi_b(b), phi_c(c)) as written in labels
+    "identity": ("identity", "a", "b", "c"),
+    "negate_b": ("identity, b negated", "a", "-b", "c"),
+    "discrete_log": ("discrete log base {g}", "log a", "log b", "log c"),
+    "discrete_log_div": ("discrete log base {g}, b negated", "log a", "-log b", "log c"),
+    "square": ("squares, not one-to-one", "a^2", "b^2", "c"),
+}
+
+
+def basis_name(basis: BasisRecord) -> str:
+    """The basis a record's frequencies live in, for titles and axis labels: "Z_97 (identity)",
+    "Z_112 (discrete log base 3)", or "no structure map (why)" for kind none."""
+    if basis.kind not in _MAPS:
+        return f"no structure map ({basis.reason})" if basis.reason else "no structure map"
+    how = _MAPS[basis.kind][0].format(g=basis.generator)
+    return f"Z_{basis.n} ({how})"
+
+
+def frequency_label(basis: BasisRecord) -> str:
+    """An axis label for frequencies: "frequency k of Z_112 (discrete log base 3)"."""
+    if basis.kind not in _MAPS:
+        return "frequency k (no structure map)"
+    return f"frequency k of {basis_name(basis)}"
+
+
+def phi_label(basis: BasisRecord, which: str) -> str:
+    """phi_a(a), phi_b(b) or phi_c(c) (``which`` is "a", "b" or "c") as labels write it: "a",
+    "-b", "log c" (log = the discrete log of the basis); the bare token for kind none."""
+    if basis.kind not in _MAPS:
+        return which
+    return _MAPS[basis.kind]["abc".index(which) + 1]
+
+
+def wave_argument(basis: BasisRecord) -> str:
+    """phi_a(a) + phi_b(b) - phi_c(c) as labels write it ("a+b-c", "log a + log b - log c"), the
+    argument of the cos(w_k(...)) the logits are compared with."""
+    a, b, c = (phi_label(basis, x) for x in "abc")
+    sep = " " if basis.kind.startswith("discrete_log") else ""
+    plus_b = f"{sep}-{sep}{b[1:]}" if b.startswith("-") else f"{sep}+{sep}{b}"
+    return f"{a}{plus_b}{sep}-{sep}{c}"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from groklab.analysis.neurons import EMBED_FRACTION
-from groklab.conventions import PHASE_LABELS, PHASES, event_rule
+from groklab.conventions import PHASE_LABELS, PHASES, basis_name, event_rule
 from groklab.records import AblationReport, Criterion, Phases, Summary
 from groklab.runs import Run, RunError
 
@@ -96,12 +96,19 @@ def _event_rows(summary: Summary) -> list[tuple[str, str]]:
 
 
 def _frequency_rows(summary: Summary) -> list[tuple[str, str]]:
+    """The basis the frequencies live in, the key frequencies (from neuron clusters; none with the
+    reason), the embedding's list beside them and the agreement of the two."""
     counts = ", ".join(f"{k}: {n}" for k, n in summary.key_frequency_counts.items())
-    used = _e(summary.key_frequencies) + f" <span class='null'>from {_e(summary.key_frequency_source)}</span>"
+    if summary.key_frequencies:
+        used = _e(summary.key_frequencies) + " <span class='null'>from neuron clusters</span>"
+    else:
+        used = f"none <span class='null'>({_e(summary.key_frequencies_reason or 'no reason recorded')})</span>"
+    embedding = f"by embedding norm (above a shuffled-basis null and >= {EMBED_FRACTION:g} of the largest)"
     return [
+        ("Fourier basis (frequencies k of Z_n)", _e(basis_name(summary.basis))),
         ("key frequencies (used)", used),
         ("by neuron clusters (k: neurons)", _e(counts or "none")),
-        (f"by embedding norm (>= {EMBED_FRACTION:g} of the largest)", _e(summary.embedding_key_frequencies)),
+        (embedding, _e(summary.embedding_key_frequencies)),
         ("agreement of the two lists (Jaccard)", _num(summary.key_frequency_agreement.jaccard, 3)),
     ]
 
@@ -109,7 +116,7 @@ def _frequency_rows(summary: Summary) -> list[tuple[str, str]]:
 def _ablation_rows(summary: Summary, ablation: AblationReport | None) -> list[tuple[str, str]]:
     ab = summary.ablation
     freq = ablation.frequency if ablation is not None else None
-    control_why = ab.reason or (freq.control.note or "no control draws" if freq is not None else None)
+    control_why = ab.reason or ((freq.control.note or "no control draws") if freq is not None else None)
     break_why = ablation.neurons.cumulative.n_to_below_half_reason if ablation is not None else None
     rows = [
         ("baseline test accuracy", _num(ab.baseline_test_acc)),

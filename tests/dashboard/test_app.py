@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from streamlit.testing.v1 import AppTest
 
+from groklab.analysis.basis import basis_of
 from groklab.analysis.fourier import embedding_spectrum
 from groklab.analysis.grokking import grokking_events
 from groklab.analysis.neurons import analyze_neurons
@@ -143,6 +144,8 @@ def test_run_page_key_numbers_equal_the_analysis_summary(dash_runs):
     for label, name in (("Memorization step", "memorization_step"), ("Grokking step", "grokking_step")):
         assert helps[label] == event_rule(name)  # both events happened: the rule, not a reason
     assert "analysis/summary.json" in " ".join(c.value for c in at.caption)
+    assert "Fourier basis: Z_17 (identity)." in [c.value for c in at.caption]
+    assert helps["Key frequencies"].startswith("frequencies k of Z_17 (identity), from neuron clusters; ")
 
     curves = chart(at, "Training curves")
     metrics = Run(dash_runs / "grokked").metric_records()
@@ -182,9 +185,15 @@ def test_run_page_key_numbers_equal_the_analysis_summary(dash_runs):
     no_exception(at)
     ablation = analysis.ablation
     assert ablation.frequency is not None
-    freq = chart(at, "Frequency ablation")["data"]
+    freq_chart = chart(at, "Frequency ablation")
+    freq = freq_chart["data"]
     control = ablation.frequency.control
-    assert freq[0]["y"] == [ablation.baseline.test_acc, ablation.frequency.key.test_acc, control.test_acc_mean]
+    assert freq[0]["y"] == [
+        ablation.frequency.baseline.test_acc,
+        ablation.frequency.key.test_acc,
+        control.test_acc_mean,
+    ]
+    assert freq_chart["layout"]["xaxis"]["title"]["text"].startswith("frequencies of Z_17 (identity) removed")
     assert freq[1]["y"] == [d.test_acc for d in control.draws]
     cumulative = chart(at, "Cumulative neuron ablation")["data"][2]
     assert cumulative["x"] == ablation.neurons.cumulative.n_ablated
@@ -222,7 +231,7 @@ def _direct(run_dir: Path, step: int) -> tuple[list[float], dict[int, int], torc
     model = run.model(step)
     neurons = analyze_neurons(model, run.dataset)
     W = model.W_E_tokens.detach()
-    return embedding_spectrum(W).tolist(), {c.k: len(c.neurons) for c in neurons.clusters}, W
+    return embedding_spectrum(W, basis_of(run.dataset)).tolist(), {c.k: len(c.neurons) for c in neurons.clusters}, W
 
 
 def test_checkpoint_slider_redraws_spectrum_and_clusters(dash_runs):
@@ -232,11 +241,14 @@ def test_checkpoint_slider_redraws_spectrum_and_clusters(dash_runs):
     assert slider.value == steps[-1]
     keys = Run(dash_runs / "grokked").analysis.key_frequencies[:6]  # the circles drawn by default
     assert keys
+    basis = basis_of(Run(dash_runs / "grokked").dataset)
     for step in (200, steps[-1], 0):
         at.select_slider(key="ckpt_step:grokked").set_value(step).run()
         no_exception(at)
         spectrum, clusters, W_E = _direct(dash_runs / "grokked", step)
-        bars = chart(at, f"Embedding spectrum at step {step}")["data"][0]
+        spec = chart(at, f"Embedding spectrum at step {step}")
+        assert spec["layout"]["xaxis"]["title"]["text"] == "frequency k of Z_17 (identity)"
+        bars = spec["data"][0]
         assert bars["x"] == list(range(1, 9))
         assert torch.allclose(torch.tensor(bars["y"]), torch.tensor(spectrum), rtol=1e-6, atol=1e-9)
         assert [k for k, c in zip(bars["x"], bars["marker"]["color"], strict=True) if c == COLORS["key"]] == keys
@@ -246,10 +258,44 @@ def test_checkpoint_slider_redraws_spectrum_and_clusters(dash_runs):
         assert [t["name"] for t in circles["data"]] == [f"k = {k}" for k in keys]
         for k, trace in zip(keys, circles["data"], strict=True):
             xy = torch.tensor([trace["x"], trace["y"]], dtype=torch.float64).T
-            assert torch.allclose(xy, frequency_plane(W_E, k), atol=1e-6)
+            assert torch.allclose(xy, frequency_plane(W_E, k, basis), atol=1e-6)
+            assert trace["text"] == [str(t) for t in range(17)] and trace["marker"]["color"] == list(range(17))
     assert metrics_shown(at)["Key frequencies at this step"] == "none"  # step 0: random init
+    assert "No key frequencies at this step: no neuron cluster" in " ".join(c.value for c in at.caption)
+    assert "Frequencies k of Z_17 (identity)." in [c.value for c in at.caption]
     at.multiselect(key="circle_ks:grokked").set_value([1, 8]).run()
     assert [t["name"] for t in chart(at, "Tokens in each")["data"]] == ["k = 1", "k = 8"]
+
+
+def test_checkpoint_of_a_mul_run_is_in_the_discrete_log_basis(mlp_mul_run, tmp_path):
+    """mul mod 17: the spectrum's axis names Z_16 under the discrete log base 3, its 8 bars are the
+    spectrum in that basis, and a circle holds the 16 tokens of the group at their plane coordinates
+    (token 0 has no place); with no key frequencies the page says why."""
+    shutil.copytree(mlp_mul_run, tmp_path / "mul")
+    run = Run(tmp_path / "mul")
+    at = app(tmp_path, "Run", "mul", tab="At a checkpoint")
+    no_exception(at)
+    step = run.steps[-1]
+    spec = chart(at, f"Embedding spectrum at step {step}")
+    assert spec["layout"]["xaxis"]["title"]["text"] == "frequency k of Z_16 (discrete log base 3)"
+    spectrum, _, W_E = _direct(run.path, step)
+    assert spec["data"][0]["x"] == list(range(1, 9)) and len(spectrum) == 8
+    assert torch.allclose(torch.tensor(spec["data"][0]["y"]), torch.tensor(spectrum), rtol=1e-6, atol=1e-9)
+    summary = run.analysis.summary
+    assert summary.key_frequencies == [] and summary.key_frequencies_reason
+    assert metrics_shown(at)["Key frequencies"] == "none"
+    helps = {m.label: m.proto.help for m in at.metric}
+    assert helps["Key frequencies"].startswith(summary.key_frequencies_reason)
+    assert "Fourier basis: Z_16 (discrete log base 3)." in [c.value for c in at.caption]
+    assert not [t for t in charts(at) if t.startswith("Tokens in each")]  # no key frequencies: none by default
+    at.multiselect(key="circle_ks:mul").set_value([5]).run()
+    no_exception(at)
+    (trace,) = chart(at, "Tokens in each")["data"]
+    basis = basis_of(run.dataset)
+    assert trace["text"] == [str(t) for t in range(1, 17)]
+    assert trace["marker"]["color"] == basis.map.phi_a[1:].tolist()  # coloured by log_3 t
+    xy = torch.tensor([trace["x"], trace["y"]], dtype=torch.float64).T
+    assert torch.allclose(xy, frequency_plane(W_E, 5, basis)[1:], atol=1e-6)
 
 
 def test_damaged_runs_show_clear_messages_and_the_rest_works(dash_runs):

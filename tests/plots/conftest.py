@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 
@@ -14,21 +12,23 @@ def data(analysed_run):
 
 
 @pytest.fixture(scope="session")
-def mlp_mul_run(tmp_path_factory) -> Path:
-    """An analysed MLP run on multiplication: no attention, no sum directions (about 3 s)."""
-    from groklab.analysis.pipeline import analyze_run
-    from groklab.config import load_config
-    from groklab.train import start_training
-
-    out = tmp_path_factory.mktemp("mlp") / "mul"
-    run, result = start_training(load_config("debug", ["model.arch=mlp", "task.op=mul", "train.steps=100"]), out)
-    assert result.state == "completed"
-    run.write_analysis(analyze_run(run))
-    return out
-
-
-@pytest.fixture(scope="session")
 def mlp_data(mlp_mul_run):
     from groklab.plots import RunData
 
     return RunData(mlp_mul_run)
+
+
+@pytest.fixture(scope="session")
+def structureless_data(tmp_path_factory):
+    """An analysed MLP run on a^2 + ab + b^2 mod 17 (about 3 s): an operation without a structure map."""
+    from groklab.analysis.pipeline import analyze_run
+    from groklab.config import load_config
+    from groklab.plots import RunData
+    from groklab.train import start_training
+
+    out = tmp_path_factory.mktemp("mlp") / "x2xyy2"
+    cfg = load_config("debug", ["model.arch=mlp", "task.op=x2+xy+y2", "train.steps=100"])
+    run, result = start_training(cfg, out)
+    assert result.state == "completed"
+    run.write_analysis(analyze_run(run))
+    return RunData(out)

@@ -136,7 +136,7 @@ def test_spectrum_at_an_earlier_step_is_that_steps_embedding(run, data, early):
     fig = run.figure("fourier_embedding_spectrum", step=early)
     bars = [p.get_height() for p in fig.axes[0].patches if type(p) is Rectangle]
     W_E = run.model(early).W_E_tokens.detach()
-    np.testing.assert_allclose(bars, embedding_spectrum(W_E).numpy(), rtol=1e-12)
+    np.testing.assert_allclose(bars, embedding_spectrum(W_E, data.basis).numpy(), rtol=1e-12)
     recorded = next(r for r in data.fourier.over_checkpoints if r.step == early)
     np.testing.assert_allclose(bars, recorded.embedding_norms, rtol=1e-6)  # what the analysis saw there
     assert not np.allclose(bars, data.fourier.embedding_norms, rtol=0.05)  # not the analysed step's

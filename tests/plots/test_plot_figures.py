@@ -121,8 +121,32 @@ def test_per_sample_losses_average_to_the_recorded_test_loss(data):
 def test_spectrum_bars_are_fourier_json(data):
     ax = draw("fourier_embedding_spectrum", data).axes[0]
     assert bar_heights(ax) == data.fourier.embedding_norms
+    (null,) = [ln for ln in ax.lines if ln.get_gid() == "null"]  # the line a frequency must clear to stand out
+    assert null.get_ydata()[0] == data.neurons.embedding_null
     ax = draw("fourier_unembed_spectrum", data).axes[0]
     assert bar_heights(ax) == data.fourier.unembed_norms
+
+
+FREQUENCY_FIGURES = [  # every figure over frequencies or circles of the task's basis
+    "fourier_embedding_spectrum", "fourier_unembed_spectrum", "fourier_logit_norms",
+    "fourier_spectrum_over_checkpoints", "fourier_unembed_over_checkpoints", "fourier_cos_coefficients",
+    "embedding_circles", "neuron_activation_grids", "neuron_fve_heatmap", "neuron_cluster_sizes",
+    "neuron_logit_maps", "logits_full_vs_restricted", "ablation_frequencies",
+]  # fmt: skip
+
+
+def texts(fig) -> str:
+    """The figure's title, axes titles and axis labels, in one string."""
+    parts = [fig.get_suptitle()]
+    for ax in fig.axes:
+        parts += [ax.get_title(), ax.get_xlabel(), ax.get_ylabel()]
+    return " | ".join(parts)
+
+
+@pytest.mark.parametrize("name", FREQUENCY_FIGURES)
+def test_frequency_figures_name_the_basis(name, data):
+    assert data.basis_name == f"Z_{data.p} (identity)"  # add: Z_p itself
+    assert data.basis_name in texts(draw(name, data))
 
 
 def test_spectra_over_checkpoints_and_cos_coefficients(data):
@@ -169,6 +193,7 @@ def test_activation_grids_are_the_neurons_activations(data):
     fig = draw("neuron_activation_grids", data)
     _, post, _ = eq_activations(data.checkpoint_model, data.dataset.tokens)
     p = data.p
+    assert data.basis.table(post[data.basis.rows]).shape == (p, p, post.shape[1])  # add: the (a, b) table
     scores = data.neurons.neuron_score
     for ax in main_axes(fig):
         title = ax.get_title()  # "neuron N: k = K, FVE S"
@@ -197,10 +222,13 @@ def test_ablation_figures_are_ablation_json(data):
     ax_acc, ax_loss = main_axes(draw("ablation_frequencies", data))
     freq = a.frequency
     draws = freq.control.draws
-    want = [a.baseline.test_acc, freq.key.test_acc, np.mean([d.test_acc for d in draws])]
+    want = [freq.baseline.test_acc, freq.key.test_acc, np.mean([d.test_acc for d in draws])]
     np.testing.assert_allclose(bar_heights(ax_acc), want)
-    want = [a.baseline.test_loss, freq.key.test_loss, np.mean([d.test_loss for d in draws])]
+    want = [freq.baseline.test_loss, freq.key.test_loss, np.mean([d.test_loss for d in draws])]
     np.testing.assert_allclose(bar_heights(ax_loss), want)
+    assert freq.baseline.test_acc == a.baseline.test_acc  # add: every test pair is in the basis
+    assert freq.baseline.test_loss == pytest.approx(a.baseline.test_loss, rel=1e-6)
+    assert freq.pairs in ax_acc.get_xlabel().replace("\n", " ")
 
     ax = draw("ablation_clusters", data).axes[0]
     heights = bar_heights(ax)  # cluster bars (then all clusters), then the random groups
@@ -252,10 +280,18 @@ def test_attention_figures_match_the_hooked_forward(data):
 
 
 def test_logit_tables_split_into_restricted_and_excluded(data):
-    """Centred per input: full + (column means, centred) == restricted + excluded."""
+    """Centred per input: full + (column means, centred) == restricted + excluded; the full table
+    is the logits of the pairs (0, b), b in phi_b order (for add: b = 0..p-1), answers in phi_c order."""
+    from groklab.plots.logits import logit_table_rows
+
     fig = draw("logits_full_vs_restricted", data)
     full, restricted, excluded = (np.asarray(ax.images[0].get_array()) for ax in main_axes(fig))
-    m = data.activations[2].double().mean(0).numpy()
+    basis = data.basis
+    L = data.activations[2].double()[basis.rows][:, basis.class_order]
+    rows = logit_table_rows(data)
+    assert data.dataset.tokens[basis.rows[rows]].tolist() == [[0, b, data.p] for b in range(data.p)]
+    np.testing.assert_allclose(full, (L[rows] - L[rows].mean(1, keepdim=True)).numpy())
+    m = L.mean(0).numpy()
     np.testing.assert_allclose(full + (m - m.mean()), restricted + excluded, atol=1e-8)
     assert np.abs(excluded).max() < np.abs(full).max()  # a grokked model: the key frequencies carry most
 
@@ -279,7 +315,7 @@ def test_embedding_circles_and_pca(data):
     for ax, k in zip(main_axes(fig), data.keys, strict=True):
         assert ax.get_title() == f"k = {k}"
         (sc,) = [c for c in ax.collections if c.get_gid() == "tokens"]
-        xy = frequency_plane(W, k).numpy()
+        xy = frequency_plane(W, k, data.basis).numpy()
         np.testing.assert_allclose(sc.get_offsets(), xy)
         r = np.hypot(xy[:, 0], xy[:, 1])
         assert r.std() < 0.35 * r.mean()  # grokked: the tokens lie near a circle
@@ -329,7 +365,8 @@ def test_circles_animation_ends_on_the_final_circles(data):
     assert step_label(anim._fig) == data.states[-1][0]
     ax = anim._fig.axes[0]
     np.testing.assert_allclose(
-        ax.collections[0].get_offsets(), frequency_plane(data.checkpoint_model.W_E_tokens, data.keys[0])
+        ax.collections[0].get_offsets(),
+        frequency_plane(data.checkpoint_model.W_E_tokens, data.keys[0], data.basis),
     )
 
 
@@ -370,15 +407,118 @@ def test_mlp_on_mul_skips_with_reasons_and_draws_the_rest(mlp_data):
             reasons[s.name] = str(e)
     for name in ("attention_mean_pattern", "attention_eq_pattern", "weights_attention", "ablation_heads"):
         assert "no attention" in reasons[name], name
-    assert reasons["fourier_cos_coefficients"] == mlp_data.fourier.cos_coefficients_reason
-    assert "no additive structure" in reasons["logits_full_vs_restricted"]
+    # 100 steps: no neuron cluster, so no key frequencies; each figure that needs them says so,
+    # with the reason the records give (never a made-up list of frequencies)
+    summary = mlp_data.summary
+    assert summary.key_frequencies == [] and summary.key_frequencies_reason
+    for name in ("embedding_circles", "anim_embedding_circles", "ablation_frequencies"):
+        assert reasons[name] == summary.key_frequencies_reason, name
     null_reasons = mlp_data.progress[-1].null_reasons
     assert reasons["logits_full_vs_restricted"] == null_reasons["restricted_loss"]
-    # what has data is drawn: curves, spectra, neurons' FVE, weights, single-neuron ablations
-    for name in ("dynamics_accuracy", "fourier_embedding_spectrum", "neuron_fve_heatmap", "weights_mlp"):
-        assert name not in reasons
+    # what the discrete-log basis defines is drawn: spectra, logit norms, cos coefficients, neurons' FVE
+    for name in ("dynamics_accuracy", "fourier_embedding_spectrum", "fourier_unembed_spectrum", "fourier_logit_norms",
+                 "fourier_cos_coefficients", "neuron_fve_heatmap", "neuron_logit_maps", "weights_mlp"):  # fmt: skip
+        assert name not in reasons, (name, reasons.get(name))
     # the progress panel draws the measures it has and names the null ones with their reason
     fig = FIGURES["dynamics_progress"].draw(mlp_data)
     assert not lines(fig, gid="restricted_loss") and lines(fig, gid="gini_embed")
-    texts = " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
-    assert "restricted (all pairs): operation 'mul' has no additive structure" in texts
+    notes = " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
+    assert f"restricted (all pairs): {null_reasons['restricted_loss']}" in notes
+
+
+def test_mul_spectrum_is_in_the_discrete_log_basis(mlp_data):
+    """mul mod 17: the spectrum lives on Z_16 under the discrete log to the primitive root 3; its
+    x axis says so, and its 8 bars (k = 8, cos-only, included) are the record."""
+    f = mlp_data.fourier
+    assert (f.basis.kind, f.basis.n, f.basis.generator) == ("discrete_log", 16, 3)
+    assert mlp_data.basis_name == "Z_16 (discrete log base 3)"
+    fig = draw("fourier_embedding_spectrum", mlp_data)
+    ax = main_axes(fig)[0]
+    assert "frequency k of Z_16 (discrete log base 3)" in ax.get_xlabel()
+    assert bar_heights(ax) == f.embedding_norms and len(f.embedding_norms) == 8
+    assert [p.get_x() + p.get_width() / 2 for p in ax.patches] == list(range(1, 9))
+    ax = main_axes(draw("fourier_unembed_spectrum", mlp_data))[0]
+    assert "discrete log base 3" in ax.get_xlabel() and bar_heights(ax) == f.unembed_norms
+    img = draw("fourier_spectrum_over_checkpoints", mlp_data).axes[0]
+    assert "Z_16 (discrete log base 3)" in img.get_xlabel()
+    np.testing.assert_array_equal(img.images[0].get_array(), [r.embedding_norms for r in f.over_checkpoints])
+    fig = draw("fourier_cos_coefficients", mlp_data)
+    assert "log a + log b - log c" in fig.get_suptitle()
+    for k in f.frequencies:
+        (ln,) = lines(fig, gid=f"k={k}")
+        assert ln.get_ydata().tolist() == [r.cos_coefficients[k - 1] for r in f.over_checkpoints if r.step > 0]
+
+
+def test_mul_neuron_figures_are_in_the_discrete_log_basis(mlp_data):
+    """The FVE heatmap is the record over the 8 frequencies of Z_16; the W_L spectrum of each neuron
+    is over the answers c != 0 placed at log c, and adds up to its row's norm there."""
+    from groklab.plots.neurons import unembed_spectrum_per_neuron
+
+    n = mlp_data.neurons
+    fig = draw("neuron_fve_heatmap", mlp_data)
+    assert "Z_16 (discrete log base 3)" in fig.axes[0].get_xlabel()
+    order, _ = cluster_order(n)
+    np.testing.assert_array_equal(fig.axes[0].images[0].get_array(), np.asarray(n.fve)[order])
+    W_L = mlp_data.checkpoint_model.W_L.detach().double()
+    spec = unembed_spectrum_per_neuron(W_L, mlp_data.basis)
+    assert spec.shape == (n.d_mlp, 8)
+    inside = W_L[:, 1:]  # answer 0 lies outside the group
+    centred = inside - inside.mean(1, keepdim=True)
+    np.testing.assert_allclose(spec.pow(2).sum(1).numpy(), centred.pow(2).sum(1).numpy(), rtol=1e-9)
+    img = draw("neuron_logit_maps", mlp_data).axes[0].images[0].get_array()
+    np.testing.assert_allclose(img, spec.numpy()[order])
+
+
+def test_circles_are_drawn_at_the_discrete_log_of_each_token():
+    """A hand-built embedding for mul mod 17 with token t at angle w_3 log_3(t) in a plane: the
+    figure puts the 16 tokens of the group on that circle (token 0, outside the map, is not drawn)
+    and joins them in the order a circle of frequency 3 visits them."""
+    from groklab.analysis.basis import basis_of
+    from groklab.analysis.views import frequency_plane
+    from groklab.data import discrete_log, make_dataset
+    from groklab.plots.embeddings import embedding_circles
+
+    p, k = 17, 3
+    basis = basis_of(make_dataset("mul", p))
+    log = discrete_log(p)
+    assert basis.n == 16 and log[3] == 1 and log[0] == -1
+    angle = torch.tensor(2 * math.pi * k * np.where(log >= 0, log, 0) / 16, dtype=torch.float64)
+    W = torch.zeros(p, 5, dtype=torch.float64)
+    W[:, 0], W[:, 1] = 2 * torch.cos(angle), 2 * torch.sin(angle)
+    W[0] = torch.tensor([7.0, -3.0, 1.0, 0.0, 0.0])  # token 0: anything (it has no place in Z_16)
+    plane = frequency_plane(W, k, basis).numpy()
+    assert np.isnan(plane[0]).all()
+    fig = embedding_circles({k: plane}, log, 16, "mul", "log x")
+    ax = main_axes(fig)[0]
+    (sc,) = [c for c in ax.collections if c.get_gid() == "tokens"]
+    xy = np.asarray(sc.get_offsets())
+    assert len(xy) == 16
+    np.testing.assert_allclose(np.hypot(xy[:, 0], xy[:, 1]), 2.0)
+    np.testing.assert_allclose(np.arctan2(xy[:, 1], xy[:, 0]) % (2 * np.pi), angle[1:].numpy() % (2 * np.pi),
+                               atol=1e-9)  # fmt: skip
+    ring = ax.lines[0].get_xydata()[:-1]  # consecutive points of the ring are one step of w_3 apart
+    steps = np.diff(np.unwrap(np.arctan2(ring[:, 1], ring[:, 0])))
+    np.testing.assert_allclose(steps, 2 * np.pi / 16, atol=1e-9)
+    assert "log x in Z_16" in " ".join(a.get_ylabel() for a in fig.axes)
+    # the animation over checkpoints draws the same 16 tokens (frames: the plane shrunk, then as is)
+    from groklab.plots.animations import circles_animation
+
+    anim = circles_animation([0, 100], {k: np.stack([0.1 * plane, plane])}, log, 16, "mul")
+    anim._func(1)
+    np.testing.assert_allclose(anim._fig.axes[0].collections[0].get_offsets(), plane[1:])
+
+
+def test_operation_without_a_structure_map_skips_every_fourier_figure_with_the_recorded_reason(structureless_data):
+    """a^2 + ab + b^2 has no map phi: the records hold every spectrum as None with the reason, and
+    each figure over frequencies says exactly that instead of drawing anything; nothing fails."""
+    from groklab.plots import render_all
+
+    d = structureless_data
+    why = d.summary.basis.reason
+    assert d.summary.basis.kind == "none" and why and "no map phi" in why
+    assert d.fourier.embedding_norms is None and d.fourier.reasons["embedding_norms"] == why
+    rendered = {r.spec.name: r for r in render_all(d)}
+    assert not [(n, r.error) for n, r in rendered.items() if r.error]
+    for name in [*FREQUENCY_FIGURES, "anim_spectrum_curves", "anim_embedding_circles"]:
+        assert rendered[name].skip_reason == why, name
+    assert "dynamics_accuracy" not in {n for n, r in rendered.items() if r.skip_reason}

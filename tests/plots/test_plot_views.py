@@ -18,12 +18,18 @@ from groklab.analysis.views import (
     parameter_norms,
     pick_steps,
     representative_neurons,
-    unembed_neuron_spectrum,
 )
 from groklab.config import ModelConfig
 from groklab.models import MLPModel, Transformer
 
 P = 13
+
+
+def _basis(op: str = "add", p: int = P):
+    from groklab.analysis.basis import basis_of
+    from groklab.data import make_dataset
+
+    return basis_of(make_dataset(op, p))
 
 
 def _orthonormal(d: int, n: int, seed: int = 0) -> torch.Tensor:
@@ -38,12 +44,33 @@ def test_frequency_plane_recovers_a_planted_circle():
     u, v, e = _orthonormal(8, 3)
     w3, w1 = 2 * math.pi * 3 / P, 2 * math.pi / P
     W = 2 * torch.cos(w3 * x)[:, None] * u + 2 * torch.sin(w3 * x)[:, None] * v + 5 * torch.cos(w1 * x)[:, None] * e
-    xy = frequency_plane(W, 3)
+    basis = _basis()
+    xy = frequency_plane(W, 3, basis)
     torch.testing.assert_close(xy, torch.stack([2 * torch.cos(w3 * x), 2 * torch.sin(w3 * x)], 1))
-    line = frequency_plane(W, 1)
+    line = frequency_plane(W, 1, basis)
     torch.testing.assert_close(line[:, 0], 5 * torch.cos(w1 * x))
     torch.testing.assert_close(line[:, 1], torch.zeros(P, dtype=torch.float64))
-    assert frequency_plane(torch.zeros(P, 4), 2).abs().sum() == 0  # no structure at all: zeros, no NaN
+    assert frequency_plane(torch.zeros(P, 4), 2, basis).abs().sum() == 0  # no structure at all: zeros, no NaN
+
+
+def test_frequency_plane_of_mul_places_tokens_at_their_discrete_log():
+    """mul mod 13 (n = 12, generator 2): W[t] = cos/sin(w_k log_2 t) in two directions puts token t at
+    angle w_k log_2 t; token 0 is outside the group (NaN); k = 6 = n/2 is cos-only (a line)."""
+    from groklab.data import discrete_log
+
+    basis = _basis("mul")
+    assert (basis.n, basis.map.generator) == (12, 2)
+    log = torch.from_numpy(discrete_log(P)).to(torch.float64)
+    u, v, e = _orthonormal(6, 3, seed=2)
+    w = 2 * math.pi * 5 / 12
+    W = torch.cos(w * log)[:, None] * u + torch.sin(w * log)[:, None] * v + 3 * torch.cos(math.pi * log)[:, None] * e
+    W[0] = 9.0  # token 0: no place in Z_12, ignored
+    xy = frequency_plane(W, 5, basis)
+    assert torch.isnan(xy[0]).all()
+    torch.testing.assert_close(xy[1:], torch.stack([torch.cos(w * log[1:]), torch.sin(w * log[1:])], 1))
+    legendre = frequency_plane(W, 6, basis)
+    torch.testing.assert_close(legendre[1:, 0], 3 * torch.cos(math.pi * log[1:]))
+    assert legendre[1:, 1].abs().max() == 0
 
 
 def test_embedding_pca_finds_the_circle_plane():
@@ -65,17 +92,6 @@ def test_cosine_similarity_of_a_circle_depends_on_x_minus_y():
     torch.testing.assert_close(S, expected)
 
 
-def test_unembed_neuron_spectrum_is_one_hot_for_a_pure_wave():
-    c = torch.arange(P, dtype=torch.float64)
-    W_L = torch.stack([torch.cos(2 * math.pi * 5 * c / P + 0.3), torch.zeros(P), torch.ones(P)])
-    spec = unembed_neuron_spectrum(W_L)
-    assert spec.shape == (3, (P - 1) // 2)
-    assert int(spec[0].argmax()) + 1 == 5
-    torch.testing.assert_close(spec[0, 4], W_L[0].norm())  # all of the row's norm is at k = 5
-    assert spec[0].sum() - spec[0, 4] < 1e-9
-    assert spec[1:].abs().max() < 1e-9  # zero and constant rows have no frequency content
-
-
 def test_first_stable_index():
     v = np.array([[5.0, 0.1, 5.0], [0.1, 5.0, 5.0], [0.1, 0.1, 0.1], [0.1, 0.1, 5.0]])
     assert first_stable_index(v, 1.0).tolist() == [1, 2, 4]  # the last column ends above: T
@@ -92,11 +108,11 @@ def test_representative_neurons_are_the_top_scorers_of_each_cluster():
     from groklab.records import Agreement, Cluster, NeuronAnalysis
 
     rec = NeuronAnalysis(
-        p=P, d_mlp=5, threshold=0.85, min_cluster_size=2, defined=True, reason=None,
+        p=P, basis=_basis().record(), d_mlp=5, threshold=0.85, min_cluster_size=2, defined=True, reason=None,
         neuron_frequency=[2, 2, 5, 2, 1], neuron_score=[0.9, 0.95, 0.99, 0.86, 0.1], fve=[],
         clusters=[Cluster(2, 3, [0, 1, 3]), Cluster(5, 1, [2])], n_clustered=4, key_frequencies=[2],
-        key_frequency_counts={2: 3}, embedding_norms=[], embedding_key_frequencies=[],
-        agreement=Agreement([], [2], [], 0.0, False),
+        key_frequency_counts={2: 3}, key_frequencies_reason=None, embedding_norms=[], embedding_null=None,
+        embedding_key_frequencies=[], embedding_reason=None, agreement=Agreement([], [2], [], 0.0, False),
     )  # fmt: skip
     assert representative_neurons(rec, 2) == [(2, 1, 0.95), (2, 0, 0.9), (5, 2, 0.99)]
 

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from groklab.analysis.basis import Basis
-from groklab.analysis.fourier import fourier_1d, fourier_basis, freq_rows, n_freqs
+from groklab.analysis.fourier import fourier_basis, freq_rows
 from groklab.analysis.neurons import Model
 from groklab.analysis.progress import nll
 from groklab.models import MLPModel, Transformer, eval_mode
@@ -33,7 +33,6 @@ __all__ = [
     "per_sample_losses",
     "pick_steps",
     "representative_neurons",
-    "unembed_neuron_spectrum",
 ]
 
 
@@ -145,14 +144,6 @@ def main_matrices(model: Model) -> dict[str, Tensor]:
             out[f"blocks.{i}.W_in"] = cast(Any, layer).mlp.W_in.detach()
     out["W_U"] = model.unembed.W_U.detach()
     return out
-
-
-def unembed_neuron_spectrum(W_L: Tensor) -> Tensor:
-    """Per-neuron spectrum [d_mlp, n_freq] of ``W_L [d_mlp, p]`` over its output axis: entry
-    (n, k-1) is the norm of neuron n's cos-k and sin-k output coefficients (``freq_norms`` per row)."""
-    sq = fourier_1d(W_L.detach(), 1).pow(2)  # [d_mlp, p]
-    nf = n_freqs(W_L.shape[1])
-    return (sq[:, 1 : 2 * nf : 2] + sq[:, 2 : 2 * nf + 1 : 2]).sqrt()
 
 
 def representative_neurons(neurons: NeuronAnalysis, per_cluster: int = 2) -> list[tuple[int, int, float]]:

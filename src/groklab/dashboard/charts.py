@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from groklab.conventions import COLORS, PHASE_COLORS, event_rule
+from groklab.conventions import COLORS, PHASE_COLORS, basis_name, event_rule, frequency_label, phi_label
 from groklab.records import (
     AblationReport,
+    BasisRecord,
     CumulativeAblation,
     GrokkingEvents,
     HeadAblation,
@@ -26,6 +27,9 @@ from groklab.records import (
     Phases,
     Progress,
 )
+
+if TYPE_CHECKING:
+    from groklab.dashboard.compute import Circle
 
 __all__ = [
     "ablation_clusters_figure",
@@ -161,31 +165,38 @@ def progress_figure(progress: Sequence[Progress], log_x: bool = True) -> go.Figu
     return _layout(fig, "Progress measures (key frequencies fixed from the final checkpoint)", 380)
 
 
-def spectrum_figure(frequencies: list[int], norms: list[float], key: Sequence[int], step: int) -> go.Figure:
-    """Embedding spectrum at one checkpoint: norm of each frequency of ``F @ W_E``, key ones red."""
+def spectrum_figure(
+    frequencies: list[int], norms: list[float], key: Sequence[int], step: int, basis: BasisRecord
+) -> go.Figure:
+    """Embedding spectrum at one checkpoint: norm of each frequency of ``F @ W_E`` in the task's
+    ``basis`` (named on the x axis), key ones red."""
     colors = [KEY if k in key else OTHER for k in frequencies]
     fig = go.Figure(go.Bar(x=frequencies, y=norms, marker_color=colors, name="embedding spectrum"))
-    fig.update_xaxes(title_text="frequency k", dtick=1 if len(frequencies) <= 30 else None)
+    fig.update_xaxes(title_text=frequency_label(basis), dtick=1 if len(frequencies) <= 30 else None)
     fig.update_yaxes(title_text="norm of cos k and sin k rows of F W_E")
     return _layout(fig, f"Embedding spectrum at step {step}", 340)
 
 
-def circles_figure(coords: dict[int, list[list[float]]], step: int) -> go.Figure:
-    """Each frequency's plane: tokens at their (cos, sin) coordinates, labelled by token."""
-    ks = sorted(coords)
+def circles_figure(circles: Mapping[int, Circle], step: int, basis: BasisRecord) -> go.Figure:
+    """Each frequency's plane of the task's ``basis``: the tokens the map places at their (cos, sin)
+    coordinates, labelled by token and coloured by phi(token) (``compute.circles``)."""
+    ks = sorted(circles)
     fig = make_subplots(rows=1, cols=max(1, len(ks)), subplot_titles=[f"k = {k}" for k in ks])
+    phi = phi_label(basis, "a").replace("a", "x")
     for i, k in enumerate(ks, start=1):
-        xy = coords[k]
+        c = circles[k]
         fig.add_trace(
             go.Scatter(
-                x=[c[0] for c in xy],
-                y=[c[1] for c in xy],
-                text=[str(t) for t in range(len(xy))],
-                mode="markers+text" if len(xy) <= 40 else "markers",
+                x=[xy[0] for xy in c.xy],
+                y=[xy[1] for xy in c.xy],
+                text=[str(t) for t in c.tokens],
+                customdata=c.phi,
+                mode="markers+text" if len(c.xy) <= 40 else "markers",
                 textposition="top center",
-                marker=dict(color=list(range(len(xy))), colorscale="Twilight", size=7),
+                marker=dict(color=c.phi, colorscale="Twilight", cmin=0, cmax=basis.n, size=7),
                 name=f"k = {k}",
-                hovertemplate="token %{text}<br>cos %{x:.3g}<br>sin %{y:.3g}<extra></extra>",
+                hovertemplate=f"token %{{text}} ({phi} = %{{customdata}})<br>cos %{{x:.3g}}<br>sin %{{y:.3g}}"
+                "<extra></extra>",
                 showlegend=False,
             ),
             row=1,
@@ -195,12 +206,13 @@ def circles_figure(coords: dict[int, list[list[float]]], step: int) -> go.Figure
         fig.update_yaxes(
             title_text="sin-k direction" if i == 1 else None, scaleanchor=f"x{i if i > 1 else ''}", row=1, col=i
         )
-    return _layout(fig, f"Tokens in each key frequency's plane at step {step}", 360)
+    return _layout(fig, f"Tokens in each key frequency's plane at step {step}: {basis_name(basis)}", 360)
 
 
 def clusters_figure(frequencies: list[int], neurons: NeuronAnalysis, step: int) -> go.Figure:
-    """Neurons per frequency cluster (score >= threshold), key frequencies in the key colour, the
-    size a cluster needs to be key dashed."""
+    """Neurons per frequency cluster (score >= threshold) over the frequencies of the neurons'
+    basis (named on the x axis), key frequencies in the key colour, the size a cluster needs to be
+    key dashed."""
     sizes = {c.k: c.size for c in neurons.clusters}
     colors = [KEY if k in neurons.key_frequencies else OTHER for k in frequencies]
     fig = go.Figure(
@@ -208,23 +220,25 @@ def clusters_figure(frequencies: list[int], neurons: NeuronAnalysis, step: int) 
     )
     need = neurons.min_cluster_size
     fig.add_hline(y=need, line_dash="dash", line_color="#444", annotation_text=f"key if >= {need:g}")
-    fig.update_xaxes(title_text="frequency k", dtick=1 if len(frequencies) <= 30 else None)
+    fig.update_xaxes(title_text=frequency_label(neurons.basis), dtick=1 if len(frequencies) <= 30 else None)
     fig.update_yaxes(title_text=f"neurons with FVE >= {neurons.threshold}")
     return _layout(fig, f"Neuron clusters at step {step} ({neurons.n_clustered} of {neurons.d_mlp})", 340)
 
 
 def ablation_frequency_figure(ablation: AblationReport) -> go.Figure:
-    """Test accuracy: baseline, key frequencies removed from W_E, random non-key controls (their mean
-    as recorded, each draw a point). Needs ``ablation.frequency``."""
+    """Test accuracy on the pairs the frequency ablation scores (``freq.pairs``): baseline, key
+    frequencies of the task's basis removed from W_E, random non-key controls (their mean as
+    recorded, each draw a point). Needs ``ablation.frequency``."""
     freq = ablation.frequency
     if freq is None:
         raise ValueError(f"no frequency ablation: {ablation.frequency_reason}")
     ctrl = [d.test_acc for d in freq.control.draws]
     names = ["baseline", f"key {freq.key.frequencies}", f"random x {len(ctrl)}"]
-    y = [ablation.baseline.test_acc, freq.key.test_acc, freq.control.test_acc_mean]
+    y = [freq.baseline.test_acc, freq.key.test_acc, freq.control.test_acc_mean]
     fig = go.Figure(go.Bar(x=names, y=y, marker_color=[OTHER, KEY, NEUTRAL], name="test accuracy"))
     if ctrl:
         fig.add_trace(go.Scatter(x=[names[2]] * len(ctrl), y=ctrl, mode="markers", name="control draws"))
+    fig.update_xaxes(title_text=f"frequencies of {basis_name(ablation.basis)} removed; scored on {freq.pairs}")
     fig.update_yaxes(title_text="test accuracy", range=[0, 1.05])
     return _layout(fig, "Frequency ablation (removed from the token embeddings)", 340)
 

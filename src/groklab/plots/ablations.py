@@ -28,8 +28,9 @@ __all__ = ["cluster_ablation", "cumulative_ablation", "frequency_ablation", "hea
 KEY, CONTROL, BASE = COLORS["key"], COLORS["other"], COLORS["intact"]
 
 
-def frequency_ablation(freq: FrequencyAblation, baseline: Score, title: str) -> Figure:
-    """Test accuracy and loss: intact model, key frequencies removed from W_E, and random non-key
+def frequency_ablation(freq: FrequencyAblation, title: str, basis: str = "Z_p") -> Figure:
+    """Test accuracy and loss on the pairs the ablation scores (``freq.pairs``): intact model
+    (``freq.baseline``), key frequencies of ``basis`` removed from W_E, and random non-key
     frequencies removed (bar = mean over draws, dots = each draw). Bars in that order."""
     fig, axes = new_figure(title, 1, 2, size=(10, 4.8))
     draws = freq.control.draws
@@ -44,13 +45,13 @@ def frequency_ablation(freq: FrequencyAblation, baseline: Score, title: str) -> 
     )
     for i, (ax, (ylabel, score)) in enumerate(zip(axes.flat, panels, strict=True)):
         ctrl = [score(d) for d in draws]
-        heights = [score(baseline), score(freq.key), float(np.mean(ctrl)) if ctrl else np.nan]
+        heights = [score(freq.baseline), score(freq.key), float(np.mean(ctrl)) if ctrl else np.nan]
         bars = ax.bar(labels, heights, color=[BASE, KEY, CONTROL])
         ax.bar_label(bars, fmt="%.3g", fontsize=8)
         if ctrl:
             ax.scatter(np.full(len(ctrl), 2.0) + np.linspace(-0.2, 0.2, len(ctrl)), ctrl, color="k", s=10, zorder=3)
         ax.set_ylabel(ylabel)
-        ax.set_xlabel("ablation of the token embedding W_E")
+        ax.set_xlabel(f"frequencies of {basis} removed from W_E\nscored on {freq.pairs}", fontsize=8)
         if i == 1:
             log_axis(ax, "y")
         else:
@@ -157,9 +158,8 @@ def _freq(d: RunData) -> Figure:
     a = d.ablation
     if a.frequency is None:
         raise SkipFigure(a.frequency_reason or "no frequency ablation in ablation.json")
-    return frequency_ablation(
-        a.frequency, a.baseline, f"Ablating frequencies from the embedding at step {d.step} ({d.label})"
-    )
+    title = f"Ablating frequencies of {d.basis_name} from the embedding at step {d.step} ({d.label})"
+    return frequency_ablation(a.frequency, title, d.basis_name)
 
 
 @figure(

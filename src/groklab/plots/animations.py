@@ -22,7 +22,7 @@ from PIL import Image
 from groklab.analysis.views import frequency_plane, pick_steps
 from groklab.conventions import COLORS
 from groklab.plots.dynamics import metric_series
-from groklab.plots.embeddings import TOKEN_CMAP
+from groklab.plots.embeddings import TOKEN_CMAP, inside, need_circles, token_phi, x_label
 from groklab.plots.registry import SkipFigure, figure
 from groklab.plots.source import RunData
 from groklab.plots.style import log_axis, mark_events, new_figure
@@ -86,9 +86,10 @@ def spectrum_curves_animation(
     metrics: Sequence[Mapping[str, Any]],
     events: GrokkingEvents | None,
     title: str,
+    xlabel: str = "frequency k",
 ) -> FuncAnimation:
-    """Left: the embedding spectrum at checkpoint i (``spectra [checkpoint, k-1]``); right: train
-    and test loss with a cursor at that checkpoint's step."""
+    """Left: the embedding spectrum at checkpoint i (``spectra [checkpoint, k-1]``; ``xlabel`` names
+    the frequencies' basis); right: train and test loss with a cursor at that checkpoint's step."""
     fig, axes = new_figure(title, 1, 2, size=(10, 4.2))
     ax_s, ax_c = axes[0, 0], axes[0, 1]
     spectra = np.asarray(spectra, dtype=float)
@@ -96,7 +97,7 @@ def spectrum_curves_animation(
     colors = [COLORS["key"] if k in set(keys) else COLORS["other"] for k in ks]
     bars = ax_s.bar(ks, spectra[0], color=colors, animated=True)
     ax_s.set_ylim(0, float(spectra.max()) * 1.05 or 1.0)
-    ax_s.set_xlabel("frequency k (key in red)")
+    ax_s.set_xlabel(f"{xlabel} (key in red)")
     ax_s.set_ylabel("W_E norm of cos k and sin k rows")
     label = ax_s.text(
         0.5, 1.02, "", transform=ax_s.transAxes, ha="center", va="bottom", fontsize=10, animated=True, gid="step"
@@ -123,18 +124,23 @@ def spectrum_curves_animation(
     return FuncAnimation(fig, draw, frames=len(steps), interval=1000 // FPS, blit=False)
 
 
-def circles_animation(steps: Sequence[int], planes: Mapping[int, np.ndarray], p: int, title: str) -> FuncAnimation:
-    """One panel per frequency k: the tokens in k's plane (``planes[k] [checkpoint, p, 2]``) at
-    checkpoint i; axes fixed over frames so the circle can be seen to grow."""
-    n = len(planes)
-    cols = min(n, 4)
-    rows = math.ceil(n / cols)
+def circles_animation(
+    steps: Sequence[int], planes: Mapping[int, np.ndarray], phi: np.ndarray, n: int, title: str
+) -> FuncAnimation:
+    """One panel per frequency k of Z_n: the tokens in k's plane (``planes[k] [checkpoint, p, 2]``) at
+    checkpoint i, those the map places (``phi [p]`` >= 0) only, coloured by phi; axes fixed over
+    frames so the circle can be seen to grow."""
+    panels = len(planes)
+    cols = min(panels, 4)
+    rows = math.ceil(panels / cols)
     fig, axes = new_figure(title, rows, cols, size=(3.3 * cols, 3.3 * rows + 0.5))
+    tokens = inside(phi)
     scatters = []
     for ax, (k, xy) in zip(axes.flat, planes.items(), strict=False):
-        xy = np.asarray(xy, dtype=float)
+        xy = np.asarray(xy, dtype=float)[:, tokens]
         m = float(np.abs(xy).max()) * 1.1 or 1.0
-        sc = ax.scatter(xy[0, :, 0], xy[0, :, 1], c=np.arange(p), cmap=TOKEN_CMAP, s=10, animated=True)
+        sc = ax.scatter(xy[0, :, 0], xy[0, :, 1], c=np.asarray(phi)[tokens], cmap=TOKEN_CMAP, vmin=0, vmax=n, s=10,
+                        animated=True)  # fmt: skip
         scatters.append((sc, xy))
         ax.set_xlim(-m, m)
         ax.set_ylim(-m, m)
@@ -142,7 +148,7 @@ def circles_animation(steps: Sequence[int], planes: Mapping[int, np.ndarray], p:
         ax.set_title(f"k = {k}", fontsize=10)
         ax.set_xlabel("cos-k direction (embedding units)", fontsize=8)
         ax.set_ylabel("sin-k direction (embedding units)", fontsize=8)
-    for ax in list(axes.flat)[n:]:
+    for ax in list(axes.flat)[panels:]:
         ax.set_axis_off()
     label = fig.text(0.01, 0.01, "", fontsize=9, animated=True, gid="step")
 
@@ -172,14 +178,17 @@ def _frames(steps: Sequence[int], d: RunData) -> list[int]:
     kind="gif",
 )
 def _spectrum(d: RunData) -> FuncAnimation:
-    rows = d.analysis.fourier.over_checkpoints
+    fourier = d.analysis.fourier
+    rows = [r for r in fourier.over_checkpoints if r.embedding_norms is not None]
+    if not rows and fourier.embedding_norms is None:
+        raise SkipFigure(fourier.reasons.get("embedding_norms") or "fourier.json has no embedding spectra")
     if len(rows) < 2:
         raise SkipFigure("fewer than two checkpoints have spectra in fourier.json")
     keep = set(_frames([r.step for r in rows], d))
     rows = [r for r in rows if r.step in keep]
     return spectrum_curves_animation(
         [r.step for r in rows], np.asarray([r.embedding_norms for r in rows]), d.keys, d.metrics, d.events,
-        f"Embedding spectrum and loss over training ({d.label})",
+        f"Embedding spectrum in {d.basis_name} and loss over training ({d.label})", d.freq_label,
     )  # fmt: skip
 
 
@@ -191,16 +200,13 @@ def _spectrum(d: RunData) -> FuncAnimation:
     kind="gif",
 )
 def _circles(d: RunData) -> FuncAnimation:
-    ks = d.keys[:4]
-    if not ks:
-        raise SkipFigure("no key frequencies were found for this run")
+    ks = need_circles(d, 4)
     if len(d.states) < 2:
         raise SkipFigure("fewer than two checkpoints")
     keep = set(_frames([s for s, _ in d.states], d))
     chosen = [(s, st) for s, st in d.states if s in keep]
     Ws = [d.model_with(st).W_E_tokens.detach() for _, st in chosen]
-    planes = {k: np.stack([frequency_plane(W, k).numpy() for W in Ws]) for k in ks}
+    planes = {k: np.stack([frequency_plane(W, k, d.basis).numpy() for W in Ws]) for k in ks}
     which = "key" if len(ks) == len(d.keys) else f"the first {len(ks)} of {len(d.keys)} key"
-    return circles_animation(
-        [s for s, _ in chosen], planes, d.p, f"Token embeddings in {which} frequency planes ({d.label})"
-    )
+    title = f"Token embeddings in {which} frequency planes of {d.basis_name}, coloured by {x_label(d)} ({d.label})"
+    return circles_animation([s for s, _ in chosen], planes, token_phi(d), d.basis.n, title)

@@ -1,4 +1,8 @@
-"""Embedding figures: tokens on the circle of each key frequency, PCA, geometry over checkpoints."""
+"""Embedding figures: tokens on the circle of each key frequency, PCA, geometry over checkpoints.
+
+The circles are drawn in the task's basis: token t sits at angle w_k phi(t) in the plane of
+frequency k of Z_n (phi the structure map: the identity for add, the discrete log for mul), and
+tokens outside the map (0 under a discrete log) are left out."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from groklab.analysis.views import cosine_similarity, embedding_pca, frequency_plane, pick_steps
+from groklab.conventions import phi_label
 from groklab.plots.registry import SkipFigure, figure
 from groklab.plots.source import RunData
 from groklab.plots.style import colorbar, new_figure
@@ -17,19 +22,26 @@ from groklab.plots.style import colorbar, new_figure
 __all__ = ["MAX_CIRCLES", "draw_circle", "embedding_circles", "embedding_geometry", "embedding_pca_figure"]
 
 MAX_CIRCLES = 6
-TOKEN_CMAP = "twilight"  # cyclic: token 0 and token p-1 get neighbouring colours
+TOKEN_CMAP = "twilight"  # cyclic: phi = 0 and phi = n-1 get neighbouring colours
 
 
-def draw_circle(ax: Axes, coords: np.ndarray, k: int, p: int) -> None:
-    """Tokens (coloured by x, scatter gid ``tokens``) at their coordinates in frequency k's plane,
-    joined in the order x, x + k^-1, ... in which a perfect circle visits them (by k x mod p)."""
-    coords = np.asarray(coords, dtype=float)
-    x = np.arange(p)
-    ring = np.argsort((k * x) % p, kind="stable")
+def inside(phi: np.ndarray) -> np.ndarray:
+    """The tokens a structure map places (``phi [p]``, -1 outside the map), ascending."""
+    return np.nonzero(np.asarray(phi) >= 0)[0]
+
+
+def draw_circle(ax: Axes, coords: np.ndarray, k: int, phi: np.ndarray, n: int) -> None:
+    """Tokens in the map's domain (scatter gid ``tokens``, in token order, coloured by phi(t)) at
+    their coordinates ``coords [p, 2]`` in frequency k's plane of Z_n, joined in the order in which
+    a perfect circle visits them (by k phi(t) mod n); tokens outside the map (phi = -1) left out."""
+    coords, phi = np.asarray(coords, dtype=float), np.asarray(phi)
+    tokens = inside(phi)
+    ring = tokens[np.argsort((k * phi[tokens]) % n, kind="stable")]
     loop = np.append(ring, ring[0])
     ax.plot(coords[loop, 0], coords[loop, 1], color="#bbbbbb", lw=0.6, zorder=1)
-    ax.scatter(coords[:, 0], coords[:, 1], c=x, cmap=TOKEN_CMAP, vmin=0, vmax=p, s=14, zorder=2, gid="tokens")
-    for t in range(0, p, max(1, p // 8)):
+    ax.scatter(coords[tokens, 0], coords[tokens, 1], c=phi[tokens], cmap=TOKEN_CMAP, vmin=0, vmax=n, s=14,
+               zorder=2, gid="tokens")  # fmt: skip
+    for t in tokens[:: max(1, len(tokens) // 8)]:
         ax.annotate(str(t), coords[t], fontsize=6, xytext=(2, 2), textcoords="offset points")
     ax.set_aspect("equal", adjustable="datalim")
     ax.set_xlabel("cos-k direction (embedding units)")
@@ -41,18 +53,21 @@ def _grid(n: int) -> tuple[int, int]:
     return math.ceil(n / cols), cols
 
 
-def embedding_circles(planes: Mapping[int, np.ndarray], p: int, title: str) -> Figure:
-    """One panel per frequency k in ``planes`` ({k: coordinates [p, 2]}, see ``frequency_plane``)."""
+def embedding_circles(
+    planes: Mapping[int, np.ndarray], phi: np.ndarray, n: int, title: str, phi_name: str = "x"
+) -> Figure:
+    """One panel per frequency k in ``planes`` ({k: coordinates [p, 2]}, see ``frequency_plane``) of
+    Z_n, tokens placed by ``phi [p]`` (how labels write phi(x): ``phi_name``)."""
     rows, cols = _grid(len(planes))
     fig, axes = new_figure(title, rows, cols, size=(4.2 * cols, 4.0 * rows + 0.6))
     for ax, (k, coords) in zip(axes.flat, planes.items(), strict=False):
-        draw_circle(ax, coords, k, p)
+        draw_circle(ax, coords, k, phi, n)
         ax.set_title(f"k = {k}")
     for ax in list(axes.flat)[len(planes) :]:
         ax.set_axis_off()
     sm = axes.flat[0].collections[-1] if planes else None
     if sm is not None:
-        colorbar(fig, sm, axes, "token x")
+        colorbar(fig, sm, axes, f"{phi_name} in Z_{n} (token x labelled)")
     return fig
 
 
@@ -95,6 +110,27 @@ def circle_frequencies(keys: Sequence[int]) -> list[int]:
     return list(keys)[:MAX_CIRCLES]
 
 
+def need_circles(d: RunData, most: int = MAX_CIRCLES) -> list[int]:
+    """The key frequencies to draw as circles (at most ``most``), or SkipFigure with the reason:
+    tokens need a one-to-one map to have a place on a circle, and circles need key frequencies."""
+    if d.basis.token_reason is not None:
+        raise SkipFigure(d.basis.token_reason)
+    if not d.keys:
+        raise SkipFigure(d.summary.key_frequencies_reason or "no key frequencies were found for this run")
+    return list(d.keys)[:most]
+
+
+def token_phi(d: RunData) -> np.ndarray:
+    """[p] phi(t) of every token (its place in Z_n; -1 outside the map). Needs a structure map."""
+    assert d.basis.map is not None, d.basis.reason
+    return np.asarray(d.basis.map.phi_a)
+
+
+def x_label(d: RunData) -> str:
+    """phi(x) as labels write it: "x", "log x" (the token axis of the embedding)."""
+    return phi_label(d.basis_record, "a").replace("a", "x")
+
+
 # ------------------------------------------------------------------ registered figures
 
 
@@ -107,15 +143,14 @@ def circle_frequencies(keys: Sequence[int]) -> list[int]:
     at_step=True,
 )
 def _circles(d: RunData) -> Figure:
-    ks = circle_frequencies(d.keys)
-    if not ks:
-        raise SkipFigure("no key frequencies were found for this run")
+    ks = need_circles(d)
     W = d.checkpoint_model.W_E_tokens
-    planes = {k: frequency_plane(W, k).numpy() for k in ks}
+    planes = {k: frequency_plane(W, k, d.basis).numpy() for k in ks}
     which = (
         "each key frequency's" if len(ks) == len(d.keys) else f"the first {len(ks)} of {len(d.keys)} key frequencies'"
     )
-    return embedding_circles(planes, d.p, f"Token embeddings in {which} plane at step {d.step} ({d.label})")
+    title = f"Token embeddings in {which} plane of {d.basis_name} at step {d.step} ({d.label})"
+    return embedding_circles(planes, token_phi(d), d.basis.n, title, x_label(d))
 
 
 @figure(

@@ -1,5 +1,5 @@
-"""Logit figures: the full table against its restriction to the key frequencies, and the
-correct-class logit over (a, b)."""
+"""Logit figures: the full table against its restriction to the key frequencies (in the task's
+basis: inputs and answers ordered by phi), and the correct-class logit over (a, b)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,20 @@ from matplotlib.figure import Figure
 
 from groklab.analysis.fourier import excluded_logits, restricted_logits
 from groklab.analysis.progress import fourier_null_reason
+from groklab.conventions import phi_label
 from groklab.plots.registry import SkipFigure, figure
 from groklab.plots.source import RunData
 from groklab.plots.style import colorbar, klist, new_figure, symmetric_limits
 
-__all__ = ["correct_logit_surface", "logit_tables"]
+__all__ = ["correct_logit_surface", "logit_table_rows", "logit_tables"]
 
 
-def logit_tables(tables: dict[str, np.ndarray], a: int, title: str) -> Figure:
+def logit_tables(
+    tables: dict[str, np.ndarray], a: int, title: str, b_axis: str = "b (token)", c_axis: str = "answer c (token)"
+) -> Figure:
     """Side by side, with one colour scale: logit tables [b, c] for the fixed input a (e.g. full,
-    restricted, excluded). Each is centred per input (over c) so the scales compare."""
+    restricted, excluded); ``b_axis`` and ``c_axis`` say how rows and columns are ordered. Each is
+    centred per input (over c) so the scales compare."""
     fig, axes = new_figure(title, 1, len(tables), size=(4.4 * len(tables) + 1, 4.8))
     centred = {k: v - v.mean(1, keepdims=True) for k, v in tables.items()}
     lo, hi = symmetric_limits(*centred.values())
@@ -26,8 +30,8 @@ def logit_tables(tables: dict[str, np.ndarray], a: int, title: str) -> Figure:
     for ax, (name, T) in zip(axes.flat, centred.items(), strict=True):
         im = ax.imshow(T, cmap="RdBu_r", vmin=lo, vmax=hi, interpolation="nearest")
         ax.set_title(name, fontsize=10)
-        ax.set_xlabel("answer c (token)")
-        ax.set_ylabel(f"b (token), with a = {a}")
+        ax.set_xlabel(c_axis)
+        ax.set_ylabel(f"{b_axis}, with a = {a}")
     if im is not None:
         colorbar(fig, im, axes, "logit minus its mean over c (nats)")
     return fig
@@ -64,18 +68,35 @@ def correct_logit_surface(correct: np.ndarray, margin: np.ndarray, title: str) -
     at_step=True,
 )
 def _tables(d: RunData) -> Figure:
-    why = fourier_null_reason(d.cfg.task.op, d.p, d.dataset.n, d.keys)
-    if why is not None or d.additive is None:
-        raise SkipFigure(why or f"operation {d.cfg.task.op!r} is not additive")
-    logits = d.activations[2]
-    a = 0
-    rows = slice(a * d.p, (a + 1) * d.p)  # inputs (a, b) for b = 0..p-1
-    tables = {
-        "full logits": logits.double()[rows].numpy(),
-        f"restricted to k in {klist(d.keys)}": restricted_logits(logits, d.p, d.keys, d.additive)[rows].numpy(),
-        "excluded (full minus P_K L)": excluded_logits(logits, d.p, d.keys, d.additive)[rows].numpy(),
+    basis = d.basis
+    why = fourier_null_reason(basis, d.keys)
+    if why is not None:
+        raise SkipFigure(why)
+    logits = d.activations[2][basis.rows]  # [N, p] over the analysed pairs
+    pairs, classes = logit_table_rows(d), basis.class_order
+    a = int(d.dataset.tokens[basis.rows[pairs[0]], 0])
+    full = {
+        "full logits": logits.double(),
+        f"restricted to k in {klist(d.keys)}": restricted_logits(logits, basis, d.keys),
+        "excluded (full minus P_K L)": excluded_logits(logits, basis, d.keys),
     }
-    return logit_tables(tables, a, f"Logit tables for a = {a} at step {d.step} ({d.label})")
+    tables = {name: T[pairs][:, classes].numpy() for name, T in full.items()}
+    rec = d.basis_record
+    b_axis = f"b, ordered by {phi_label(rec, 'b')} in {d.basis_name}"
+    c_axis = f"answer c, ordered by {phi_label(rec, 'c')}"
+    return logit_tables(tables, a, f"Logit tables for a = {a} at step {d.step} ({d.label})", b_axis, c_axis)
+
+
+def logit_table_rows(d: RunData) -> torch.Tensor:
+    """Indices into the analysed pairs (``d.basis.rows``) of the table drawn for one input a: the
+    pairs whose a is the first token with phi_a(a) = 0 (0 for add, 1 under a discrete log),
+    ordered by phi_b(b) (then by b)."""
+    basis = d.basis
+    a_tok = d.dataset.tokens[basis.rows, 0]
+    a0 = int(a_tok[basis.ia == 0].min())
+    sel = torch.nonzero(a_tok == a0).flatten()
+    b_tok = d.dataset.tokens[basis.rows[sel], 1]
+    return sel[torch.as_tensor(np.lexsort((b_tok.numpy(), basis.ib[sel].numpy())))]
 
 
 @figure(

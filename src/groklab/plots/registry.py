@@ -3,7 +3,7 @@
 Each figure module registers its figures with :func:`figure`. A registered draw function takes a
 :class:`groklab.plots.source.RunData` and returns a matplotlib ``Figure`` (kind ``png``) or a
 ``matplotlib.animation.Animation`` (kind ``gif``), or raises :class:`SkipFigure` with the reason
-when the run has no data for it (an MLP has no attention; mul has no sum directions). A figure
+when the run has no data for it (an MLP has no attention; x2+xy+y2 has no structure map). A figure
 registered with ``at_step=True`` shows one checkpoint, ``RunData.step``; the others show the run
 over training as recorded. Nothing here writes files.
 """

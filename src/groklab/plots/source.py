@@ -14,6 +14,11 @@ functions, with the run's key frequencies held fixed (as the progress measures h
 neuron clusters of that step, and the recorded number of random draws and the run's seed. Records
 over training (``summary``, ``progress``, ``metrics``, ``fourier.over_checkpoints``) and the
 checkpoints behind the figures over training are those the analysis covered, whatever ``step``.
+
+**Which coordinates.** Every Fourier figure works in the task's own basis, :attr:`RunData.basis`
+(:func:`groklab.analysis.basis.basis_of` of the run's dataset: the identity on Z_p for add, the
+discrete logarithm on Z_(p-1) for mul, ...), and names it (:attr:`RunData.basis_name`). A measure
+the records hold as None is skipped with the recorded reason, never drawn from another value.
 """
 
 from __future__ import annotations
@@ -27,10 +32,12 @@ import torch
 from torch import Tensor
 
 from groklab.analysis.ablation import ablation_report
+from groklab.analysis.basis import Basis, basis_of
 from groklab.analysis.neurons import Model, analyze_neurons, eq_activations
 from groklab.analysis.pipeline import fourier_record
 from groklab.analysis.views import attention_patterns, per_sample_losses
 from groklab.config import Config
+from groklab.conventions import basis_name, frequency_label
 from groklab.data import OPERATIONS, Dataset
 from groklab.models import Transformer
 from groklab.models.hooks import one_thread
@@ -38,6 +45,7 @@ from groklab.plots.registry import SkipFigure
 from groklab.records import (
     AblationReport,
     Analysis,
+    BasisRecord,
     FourierRecord,
     GrokkingEvents,
     NeuronAnalysis,
@@ -131,9 +139,25 @@ class RunData:
     def p(self) -> int:
         return self.cfg.task.p
 
+    @cached_property
+    def basis(self) -> Basis:
+        """The task's basis: its structure map into Z_n and the analysed pairs (DESIGN section 6)."""
+        return basis_of(self.dataset)
+
     @property
-    def additive(self) -> str | None:
-        return OPERATIONS[self.cfg.task.op].additive
+    def basis_record(self) -> BasisRecord:
+        """The basis as the records name it ({kind, n, generator, reason})."""
+        return self.summary.basis
+
+    @property
+    def basis_name(self) -> str:
+        """ "Z_17 (identity)", "Z_16 (discrete log base 3)", ...: for titles and axis labels."""
+        return basis_name(self.basis_record)
+
+    @property
+    def freq_label(self) -> str:
+        """ "frequency k of Z_16 (discrete log base 3)": the frequency axis of every Fourier figure."""
+        return frequency_label(self.basis_record)
 
     @property
     def label(self) -> str:

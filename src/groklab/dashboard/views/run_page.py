@@ -11,7 +11,7 @@ from typing import Any
 import streamlit as st
 
 from groklab.analysis.grokking import grokking_events
-from groklab.conventions import PHASE_COLORS, PHASE_LABELS, PHASES, event_rule
+from groklab.conventions import PHASE_COLORS, PHASE_LABELS, PHASES, basis_name, event_rule
 from groklab.dashboard import charts, compute, data
 from groklab.dashboard.data import RunRef
 from groklab.dashboard.views import ablations, caption, fmt, section
@@ -176,12 +176,16 @@ def _key_numbers(metrics: list[dict[str, Any]], events: GrokkingEvents, summary:
 def _analysis_numbers(summary: Summary) -> None:
     abl, agree = summary.ablation, summary.key_frequency_agreement.identical
     drop, ctrl = abl.key_frequency_acc_drop, abl.control_acc_drop_mean
+    embedding = f"embedding norms give {fmt(summary.embedding_key_frequencies)} ({'same' if agree else 'differs'})"
     cols = st.columns(4)
     cols[0].metric(
         "Key frequencies",
         fmt(summary.key_frequencies),
-        help=f"from {summary.key_frequency_source}; embedding norms give "
-        f"{fmt(summary.embedding_key_frequencies)} ({'same' if agree else 'differs'})",
+        help=(
+            f"frequencies k of {basis_name(summary.basis)}, from neuron clusters; {embedding}"
+            if summary.key_frequencies
+            else f"{summary.key_frequencies_reason}; {embedding}"
+        ),
     )
     cols[1].metric(
         "Key-frequency ablation drop",
@@ -198,6 +202,7 @@ def _analysis_numbers(summary: Summary) -> None:
         fmt(abl.neurons_to_break),
         help="neurons ablated in order of importance until test accuracy falls below 50%",
     )
+    st.caption(f"Fourier basis: {basis_name(summary.basis)}.")
 
 
 def _criteria(summary: Summary) -> None:
@@ -229,32 +234,41 @@ def _checkpoint(run: Run, label: str, summary: Summary | None) -> None:
         fmt(neurons.key_frequencies) if neurons.defined else "—",
         help=neurons.reason or "frequencies of neuron clusters large enough at this checkpoint",
     )
-    cols[1].metric("Embedding key frequencies at this step", fmt(neurons.embedding_key_frequencies))
-    cols[2].metric("Clustered neurons", f"{neurons.n_clustered} / {neurons.d_mlp}")
-    if neurons.note:
-        st.caption(neurons.note)
-    marked = (summary.key_frequencies if summary else None) or neurons.embedding_key_frequencies
-    left, right = st.columns(2)
-    left.plotly_chart(
-        charts.spectrum_figure(view.frequencies, view.embedding_norms, marked, step), key="spectrum_chart"
+    cols[1].metric(
+        "Embedding key frequencies at this step",
+        fmt(neurons.embedding_key_frequencies),
+        help=neurons.embedding_reason or "frequencies whose embedding norm stands out against a shuffled-basis null",
     )
-    caption(left, "fourier_embedding_spectrum")
+    cols[2].metric("Clustered neurons", f"{neurons.n_clustered} / {neurons.d_mlp}")
+    st.caption(f"Frequencies k of {basis_name(view.basis)}.")
+    if neurons.defined and not neurons.key_frequencies and neurons.key_frequencies_reason:
+        st.caption(f"No key frequencies at this step: {neurons.key_frequencies_reason}")
+    marked = summary.key_frequencies if summary is not None else neurons.key_frequencies
+    left, right = st.columns(2)
+    if view.embedding_norms is not None:
+        spectrum = charts.spectrum_figure(view.frequencies, view.embedding_norms, marked, step, view.basis)
+        left.plotly_chart(spectrum, key="spectrum_chart")
+        caption(left, "fourier_embedding_spectrum")
+    else:
+        left.info(f"No embedding spectrum: {view.embedding_reason}")
     if neurons.defined:
         right.plotly_chart(charts.clusters_figure(view.frequencies, neurons, step), key="clusters_chart")
         caption(right, "neuron_cluster_sizes")
     else:
         right.info(f"No neuron clusters: {neurons.reason}")
-    _circles(view, label, marked)
+    if view.embedding_reason is None:
+        _circles(run, view, label, marked)
 
 
-def _circles(view: compute.CheckpointView, label: str, marked: list[int]) -> None:
+def _circles(run: Run, view: compute.CheckpointView, label: str, marked: list[int]) -> None:
     ks = st.multiselect(
         "Frequencies to draw as circles",
         view.frequencies,
         default=[k for k in marked if k in view.frequencies][:6],
         key=f"circle_ks:{label}",
-        help="default: the run's key frequencies (from the analysis), else this checkpoint's embedding key frequencies",
+        help="default: the run's key frequencies (from the analysis), else this checkpoint's (from its neuron clusters)",
     )
     if ks:
-        st.plotly_chart(charts.circles_figure(compute.circles(view, sorted(ks)[:6]), view.step), key="circles_chart")
+        circles = compute.circles(run, view, sorted(ks)[:6])
+        st.plotly_chart(charts.circles_figure(circles, view.step, view.basis), key="circles_chart")
         caption(st, "embedding_circles")
