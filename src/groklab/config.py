@@ -200,13 +200,9 @@ def to_yaml(cfg: Config) -> str:
     return yaml.safe_dump(to_dict(cfg), sort_keys=False)
 
 
-def _is_prime(n: int) -> bool:
-    return n >= 2 and all(n % d for d in range(2, int(n**0.5) + 1))
-
-
 def validate(cfg: Config) -> None:
     """Check value ranges the type system cannot; raise :class:`ConfigError` on the first problem."""
-    from groklab.data import OPERATIONS, valid_pairs_count
+    from groklab.data import OPERATIONS, is_prime, valid_pairs_count
 
     def need(ok: bool, msg: str) -> None:
         if not ok:
@@ -216,7 +212,7 @@ def validate(cfg: Config) -> None:
     need(t.op in OPERATIONS, f"task.op: unknown operation {t.op!r} (known: {', '.join(OPERATIONS)})")
     need(t.p >= 2, f"task.p: must be >= 2, got {t.p}")
     op = OPERATIONS[t.op]
-    need(not op.needs_prime or _is_prime(t.p), f"task.p: operation {t.op!r} needs a prime p, got {t.p}")
+    need(not op.needs_prime or is_prime(t.p), f"task.p: operation {t.op!r} needs a prime p, got {t.p}")
     need(0 < t.train_frac < 1, f"task.train_frac: must be in (0, 1), got {t.train_frac}")
     n_pairs = valid_pairs_count(t.op, t.p)
     n_train = int(round(t.train_frac * n_pairs))

@@ -21,6 +21,7 @@ __all__ = [
     "Operation",
     "StructureMap",
     "discrete_log",
+    "is_prime",
     "primitive_root",
     "make_dataset",
     "make_split",
