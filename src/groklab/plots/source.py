@@ -47,11 +47,7 @@ from groklab.records import (
     Analysis,
     BasisRecord,
     FourierRecord,
-    GrokkingEvents,
     NeuronAnalysis,
-    Phases,
-    Progress,
-    Summary,
 )
 from groklab.runs import Run, RunError
 
@@ -72,14 +68,12 @@ class RunData:
         if step is not None:
             _ = self.checkpoint_model  # a step without saved weights fails here, naming the nearest
 
-    # -- records over training: as recorded -----------------------------------------------------
-    @property
-    def summary(self) -> Summary:
-        return self.analysis.summary
-
-    @property
-    def progress(self) -> list[Progress]:
-        return self.analysis.progress
+    # -- records over training: as recorded (summary, progress, events, phases from the analysis) --
+    summary = property(lambda self: self.analysis.summary)
+    progress = property(lambda self: self.analysis.progress)
+    events = property(lambda self: self.analysis.events)
+    phases = property(lambda self: self.analysis.phases)
+    keys = property(lambda self: self.analysis.key_frequencies)  # held fixed over training
 
     @cached_property
     def cfg(self) -> Config:
@@ -89,19 +83,6 @@ class RunData:
     def metrics(self) -> list[dict[str, Any]]:
         """The evaluation records of ``metrics.jsonl`` (step, train_loss, train_acc, ...)."""
         return self.run.metric_records()
-
-    @property
-    def events(self) -> GrokkingEvents:
-        return self.summary.events
-
-    @property
-    def phases(self) -> Phases:
-        return self.summary.phases
-
-    @property
-    def keys(self) -> list[int]:
-        """The run's key frequencies (from the analysed checkpoint; held fixed over training)."""
-        return self.summary.key_frequencies
 
     # -- records of one checkpoint: at ``step`` -----------------------------------------------------
     @property
