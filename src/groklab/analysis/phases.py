@@ -40,9 +40,9 @@ PHASE_RULES = {
         f"record too: |test_loss - restricted_loss_test| <= {CLEANUP_LOSS_TOL:g} nats (the test "
         f"predictions are those of the key frequencies alone: the memorizing components no longer matter "
         f"on the test pairs; an absolute tolerance because both losses keep falling with the logit scale "
-        f"and their ratio does not settle), and the Gini of W_L (gini_unembed) is within "
-        f"{GINI_PLATEAU_TOL:g} of its rise (first record to last) of its value at the last record (its "
-        f"plateau). At least {CLEANUP_CONFIRM_RECORDS} later progress record must confirm it, otherwise "
+        f"and their ratio does not settle), and the Gini of W_L (gini_unembed) is within a fraction "
+        f"{GINI_PLATEAU_TOL:g} of its rise (first progress record to last) of its value at the last record "
+        f"(its plateau). At least {CLEANUP_CONFIRM_RECORDS} later progress record must confirm it, otherwise "
         f"the run may have stopped mid-cleanup and the boundary is None"
     ),
 }
@@ -144,7 +144,7 @@ def _cleanup_end(records: Sequence[dict[str, Any]], onset: int) -> Placed:
             f"(test split) = {diff:.3g} nats there (tolerance {CLEANUP_LOSS_TOL:g}); the run stopped mid-cleanup "
             f"or its test loss never came near restricted loss"
         )
-    first = next(i for i in range(len(ok)) if all(ok[i:]))
+    first = max((i + 1 for i, good in enumerate(ok) if not good), default=0)  # holds from here to the end
     if len(pts) - 1 - first < CLEANUP_CONFIRM_RECORDS:
         return None, (
             f"the cleanup condition holds only from step {pts[first]}, with {len(pts) - 1 - first} later progress "
