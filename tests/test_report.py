@@ -116,7 +116,8 @@ def test_report_has_key_numbers_config_and_criteria(reported_run):
         assert row, c.name
         assert ("pass" if c.passed else "fail") in row.group(0)
     ph = summary.phases  # each phase from its start to its end, or to why the end is unknown
-    end = ph.cleanup_start if ph.cleanup_start is not None else f"n/a: {ph.reasons['cleanup_start']}"
+    end = ph.circuit_formation_end
+    end = end if end is not None else f"n/a: {ph.reasons['circuit_formation_end']}"
     assert f"circuit formation {ph.memorization_end} to {end}" in " ".join(text.split())
     assert "train_frac" in text and "weight_decay" in text  # the resolved config
     for label in GROUPS.values():

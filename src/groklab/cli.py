@@ -153,13 +153,27 @@ def reproduce(
     runs_dir: RunsDirOpt = Path("runs"),
     quiet: QuietOpt = False,
 ) -> None:
-    """Train (stopping shortly after grokking), analyse, draw figures and write the report."""
+    """Train through cleanup, analyse, draw figures and write the report.
+
+    Training stops once cleanup is over by the online rule of ``groklab.train.stopping`` (test
+    accuracy held at >= 0.99, then the log-loss gap and the weight norm flat over a window), or at
+    the budget ``train.steps``; a preset's ``train.stop_after_grok`` is ignored. ``--set
+    train.stop_after_grok=N`` restores the older rule (stop N steps after test accuracy has held
+    at >= 0.99) instead.
+    """
     from groklab.report import run_report
+    from groklab.train.stopping import CleanupStop
 
     overrides = list(set_ or [])
+    stop = None
     if not any(o.split("=", 1)[0].strip() == "train.stop_after_grok" for o in overrides):
-        overrides.append(f"train.stop_after_grok={REPRODUCE_STOP_AFTER_GROK}")
-    run = train_new_run(load_config(config, overrides), out, runs_dir, quiet)
+        overrides.append("train.stop_after_grok=null")
+        stop = CleanupStop()
+    cfg = load_config(config, overrides)
+    run = train_new_run(cfg, out, runs_dir, quiet, callbacks=[stop] if stop else None)
+    if stop is not None:
+        why = stop.reason or f"the cleanup rule did not fire within the budget train.steps={cfg.train.steps}"
+        console.print(f"training stopped: {why}", highlight=False, soft_wrap=True)
     print_summary(run_analysis(run.path, quiet))
     console.print(f"run directory: {run.path}", highlight=False, soft_wrap=True)
     index = draw_figures(run, quiet)
@@ -167,9 +181,6 @@ def reproduce(
     if index["failed"]:
         raise typer.Exit(1)
     console.print(f"report: {run.write_report(run_report(run))}", highlight=False, soft_wrap=True)
-
-
-REPRODUCE_STOP_AFTER_GROK = 1000  # steps of held >= 0.99 test accuracy before `reproduce` stops training
 
 
 # -- dashboard --------------------------------------------------------------------------------------

@@ -93,16 +93,18 @@ def spinner(text: str, quiet: bool) -> Iterator[Callable[[str], None]]:
         yield lambda text: status.update(text)
 
 
-def train_new_run(cfg: Config, out: Path | None, runs_dir: Path, quiet: bool) -> Run:
-    """Create the run directory (``out`` or a default under ``runs_dir``) and train ``cfg`` into it;
-    exit 1 when training does not complete."""
+def train_new_run(
+    cfg: Config, out: Path | None, runs_dir: Path, quiet: bool, callbacks: list[Any] | None = None
+) -> Run:
+    """Create the run directory (``out`` or a default under ``runs_dir``) and train ``cfg`` into it
+    (``callbacks``: trainer callbacks); exit 1 when training does not complete."""
     from groklab.runs import check_new_run_path, default_run_dir
     from groklab.train import start_training
 
     path = out if out is not None else default_run_dir(runs_dir, cfg)
     check_new_run_path(path)
     with training_progress(cfg.train.steps, 0, quiet) as update:
-        run, result = start_training(cfg, path, on_eval=update)
+        run, result = start_training(cfg, path, on_eval=update, callbacks=callbacks)
     print_result(run.path, result)
     if result.state != "completed":
         raise typer.Exit(1)
@@ -142,7 +144,8 @@ def print_summary(summary: Summary) -> None:
     )
     for c in summary.criteria:
         mark = "[green]pass[/]" if c.passed else "[red]fail[/]"
-        console.print(f"  {mark} {c.name}: {c.value} ({c.comparison} {c.threshold})", soft_wrap=True)
+        margin = "" if c.margin is None else f", margin {c.margin:.4g}"
+        console.print(f"  {mark} {c.name}: {c.value} ({c.comparison} {c.threshold}{margin})", soft_wrap=True)
 
 
 def analysed_run(run_dir: Path, quiet: bool) -> Any:

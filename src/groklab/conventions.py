@@ -12,8 +12,12 @@ if TYPE_CHECKING:
     from groklab.records import BasisRecord
 
 __all__ = [
+    "CLEANUP_CONFIRM_RECORDS",
+    "CLEANUP_LOSS_TOL",
     "COLORS",
+    "GINI_PLATEAU_TOL",
     "GROK_HOLD_ACC",
+    "ONSET_DROP",
     "PHASES",
     "PHASE_COLORS",
     "PHASE_LABELS",
@@ -31,6 +35,15 @@ TEST_THRESHOLD = 0.95  # grokking step: first evaluation with test accuracy >= t
 GROK_HOLD_ACC = 0.99  # train.stop_after_grok counts the steps test accuracy has held at >= this
 
 PHASES = ("memorization", "circuit_formation", "cleanup")  # Nanda et al. 2023, section 5
+# The phase rules (groklab.analysis.phases) and their tolerances:
+ONSET_DROP = (
+    1.0  # circuit formation ends where ln(test loss) is this far (nats: a factor e) below its post-memorization peak
+)
+CLEANUP_LOSS_TOL = 0.01  # nats: test loss is "near" restricted loss (test split) when they differ by at most this
+GINI_PLATEAU_TOL = (
+    0.1  # W_L Gini "on its plateau": within this fraction of its rise (first record -> last) of its last value
+)
+CLEANUP_CONFIRM_RECORDS = 1  # later progress records at which the cleanup condition must still hold
 PHASE_LABELS = {"memorization": "memorization", "circuit_formation": "circuit formation", "cleanup": "cleanup"}
 PHASE_COLORS = {"memorization": "#fde0c5", "circuit_formation": "#d8ecd0", "cleanup": "#dbe4f5"}
 

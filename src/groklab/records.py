@@ -20,7 +20,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, Union
 
-from groklab.conventions import TEST_THRESHOLD, TRAIN_THRESHOLD
+from groklab.conventions import PHASES, TEST_THRESHOLD, TRAIN_THRESHOLD
 
 __all__ = [
     "AblationReport",
@@ -165,31 +165,35 @@ class PhaseChange:
 
 @dataclass
 class Phases:
-    """Phase boundaries: memorization [first_step, memorization_end], circuit formation
-    [memorization_end, cleanup_start], cleanup [cleanup_start, cleanup_end]. A boundary that
-    cannot be placed is None with ``reasons[name]``; ``rules`` says how each was placed."""
+    """Phase boundaries (Nanda et al. 2023, section 5): memorization [first_step, memorization_end],
+    circuit formation [memorization_end, circuit_formation_end], cleanup [circuit_formation_end,
+    cleanup_end]. Known boundaries are ordered. A boundary that cannot be placed is None with
+    ``reasons[name]``; ``rules`` says how each was placed (:mod:`groklab.analysis.phases`)."""
 
     first_step: int | None
     memorization_end: int | None
-    cleanup_start: int | None
+    circuit_formation_end: int | None
     cleanup_end: int | None
     last_step: int | None
-    gap_max: float | None  # largest ln(test_loss) - ln(train_loss) after memorization (nats)
-    gap_end: float | None  # the same at the last record
     rules: dict[str, str]
     changes: list[PhaseChange] = field(default_factory=list)
     reasons: dict[str, str] = field(default_factory=dict)
 
     def spans(self) -> list[tuple[str, int, int]]:
         """[(phase name, start, end)] for the phases whose boundaries are known (names: PHASES)."""
-        b = (self.first_step, self.memorization_end, self.cleanup_start, self.cleanup_end)
-        names = ("memorization", "circuit_formation", "cleanup")
-        return [(n, s, e) for n, s, e in zip(names, b, b[1:], strict=False) if s is not None and e is not None]
+        b = (self.first_step, self.memorization_end, self.circuit_formation_end, self.cleanup_end)
+        return [(n, s, e) for n, s, e in zip(PHASES, b, b[1:], strict=False) if s is not None and e is not None]
 
 
 @dataclass
 class Criterion:
-    """One success criterion: passed iff ``value <comparison> threshold`` (False when value is None)."""
+    """One success criterion: passed iff ``value <comparison> threshold`` (False when value is None)
+    and any further condition the detail names holds.
+
+    ``margin`` is the signed distance from the threshold in the passing direction: ``value -
+    threshold`` for ">=" and ">", ``threshold - value`` for "<" (positive: passes with room; None
+    without a value). It measures the value only: ``passed`` may still be False when a further
+    condition fails (``detail`` says which)."""
 
     name: str
     value: float | None
@@ -197,6 +201,7 @@ class Criterion:
     comparison: str  # ">=", "<" or ">"
     passed: bool
     detail: str
+    margin: float | None = None
 
 
 # ---------------------------------------------------------------- progress measures

@@ -148,7 +148,7 @@ def _phases(ph: Phases) -> str:
     bounds = [
         ("first_step", ph.first_step),
         ("memorization_end", ph.memorization_end),
-        ("cleanup_start", ph.cleanup_start),
+        ("circuit_formation_end", ph.circuit_formation_end),
         ("cleanup_end", ph.cleanup_end),
     ]
     rows = [

@@ -1,22 +1,21 @@
-"""Grokking events, phases and success criteria on synthetic curves whose answers are known."""
+"""Grokking events and success criteria on synthetic curves whose answers are known."""
 
 from __future__ import annotations
 
-import json
 import math
 from types import SimpleNamespace
 
 import pytest
 
 from groklab.analysis.grokking import (
+    GINI_RISE_MIN,
     final_metrics,
     grokking_events,
     half_drop_step,
     joined_records,
-    phase_boundaries,
     success_criteria,
 )
-from groklab.records import ControlAblation, FrequencyAblation, FrequencyDraw, Phases, Score, Spread, from_json, to_json
+from groklab.records import ControlAblation, FrequencyAblation, FrequencyDraw, Score, Spread
 
 STEPS = list(range(0, 10001, 100))
 
@@ -110,59 +109,6 @@ def test_boundary_values_and_missing_entries():
     assert ev.memorization_step == 0 and ev.grokking_step == 0 and ev.delay == 0  # >= is inclusive
 
 
-def test_phases_on_a_synthetic_curve():
-    ph = phase_boundaries(METRICS)
-    assert ph.memorization_end == 1000
-    # gap g = ln(test/train) peaks at ln(1e4) from 3000 to 5000; 10% closed at 5300, 90% at 7700
-    assert ph.gap_max == pytest.approx(math.log(1e4))
-    assert ph.cleanup_start in (5300, 5400) and ph.cleanup_end in (7700, 7800)
-    assert ph.first_step == 0 and ph.last_step == 10000 and ph.reasons == {}
-    assert [c.phase for c in ph.changes] == ["memorization", "circuit_formation", "cleanup"]
-    assert set(ph.rules) == {"memorization", "circuit_formation", "cleanup"}
-    # progress records (coarser) with the finer events, as the run analysis does
-    ph2 = phase_boundaries(PROGRESS, grokking_events(METRICS))
-    assert ph2.memorization_end == 1000 and ph2.cleanup_start == 5500 and ph2.cleanup_end == 8000
-    form = next(c for c in ph2.changes if c.phase == "circuit_formation").measures
-    assert form["excluded_loss"]["end"] > form["excluded_loss"]["start"]  # rises while the circuit forms
-    assert form["restricted_loss"]["end"] < form["restricted_loss"]["start"]
-    assert from_json(Phases, json.loads(json.dumps(to_json(ph2), allow_nan=False))) == ph2
-
-
-def test_a_loss_spike_is_not_a_phase_boundary():
-    m = [dict(r) for r in METRICS]
-    for r in m:
-        if r["step"] in (4000, 9000):  # training instability: train loss jumps, train accuracy falls
-            r.update(train_loss=3.0, train_acc=0.4)
-    ph = phase_boundaries(m)
-    assert ph.cleanup_start in (5300, 5400) and ph.cleanup_end in (7700, 7800)
-
-
-def test_cleanup_is_measured_against_the_final_gap():
-    # train loss keeps falling to 1e-5 while test loss stops at 1e-3: the gap settles at ln 100, not 0
-    m = [
-        dict(
-            r,
-            train_loss=geo(r["step"], 0, 1000, 4.0, 1e-3)
-            if r["step"] < 5000
-            else geo(r["step"], 5000, 8000, 1e-3, 1e-5),
-        )
-        for r in METRICS
-    ]
-    ph = phase_boundaries(m)
-    assert ph.gap_max == pytest.approx(math.log(1e4)) and ph.gap_end == pytest.approx(math.log(100))
-    # ln(test/train) falls linearly from ln 1e4 to ln 1e2 over 5000..8000: 10% at 5300, 90% at 7700
-    assert ph.cleanup_start in (5300, 5400) and ph.cleanup_end in (7700, 7800)
-
-
-def test_phases_of_a_run_that_did_not_grok():
-    m = [dict(r, test_acc=0.2, test_loss=10.0) for r in METRICS]
-    ph = phase_boundaries(m)
-    assert ph.memorization_end == 1000 and ph.cleanup_start is None and ph.cleanup_end is None
-    assert "did not grok" in ph.reasons["cleanup_start"]
-    ph = phase_boundaries([dict(r, train_acc=0.5) for r in METRICS])
-    assert ph.memorization_end is None and "never reached" in ph.reasons["memorization_end"]
-
-
 def test_half_drop_step():
     recs = [{"step": s, "x": v} for s, v in [(0, 1.0), (10, 100.0), (20, 50.0), (30, 5.0), (40, 1.0)]]
     # ln 100 -> ln 1: halfway is 10, crossed between (20, 50) and (30, 5), interpolated in ln x
@@ -186,17 +132,68 @@ def test_success_criteria_all_pass_on_a_reproduction():
     assert all(c.passed for c in crit.values()), {n: c.detail for n, c in crit.items() if not c.passed}
     assert crit["memorization_first"].value == pytest.approx(0.01)
     assert crit["generalization"].value == 1.0
-    assert crit["embedding_concentrated"].value == pytest.approx(0.85)
+    # Gini 0.05 at step 0, 0.85 at the end: (0.85 - 0.05) / (1 - 0.05) of the way to 1
+    assert crit["embedding_concentrated"].value == pytest.approx(0.8 / 0.95)
+    assert crit["embedding_concentrated"].threshold == GINI_RISE_MIN
     assert crit["key_frequency_ablation"].value == 92.0 and crit["control_ablation"].value == 0.4
-    # restricted loss halfway (ln 3 -> ln 1e-3) at 3500 by the 500-step progress grid; test loss at 6500
+    # restricted loss halfway (ln 3 -> ln 1e-3) at 3500 by the 500-step progress grid; test loss at 6500,
+    # with the records 4000..6000 (five) between the two crossings
     assert crit["restricted_before_test"].value == pytest.approx(6500 - 3500)
+    assert "5 progress record(s) between" in crit["restricted_before_test"].detail
+
+
+def test_criteria_carry_their_margin_in_the_passing_direction():
+    crit = {c.name: c for c in success_criteria(METRICS, PROGRESS, ABLATION)}
+    assert crit["memorization_first"].margin == pytest.approx(0.5 - 0.01)  # "<": threshold - value
+    assert crit["generalization"].margin == pytest.approx(1.0 - 0.95)  # ">=": value - threshold
+    assert crit["embedding_concentrated"].margin == pytest.approx(0.8 / 0.95 - GINI_RISE_MIN)
+    assert crit["key_frequency_ablation"].margin == pytest.approx(62.0)
+    assert crit["control_ablation"].margin == pytest.approx(4.6)
+    assert crit["restricted_before_test"].margin == pytest.approx(3000)
+    assert all(c.passed == (c.margin > 0) for c in crit.values())
+    bad = {c.name: c for c in success_criteria(METRICS, PROGRESS, ablation([1], 12.0, 7.0, 3))}
+    assert bad["key_frequency_ablation"].margin == pytest.approx(-18.0) and not bad["key_frequency_ablation"].passed
+    assert bad["control_ablation"].margin == pytest.approx(-2.0) and not bad["control_ablation"].passed
+    none = {c.name: c for c in success_criteria(METRICS, [], None)}
+    assert none["embedding_concentrated"].margin is None and none["key_frequency_ablation"].margin is None
+
+
+def test_gini_criterion_is_calibrated_against_initialisation():
+    # the same final Gini passes or fails by where it started: f of the way from Gini(0) to 1
+    for g0, passed in ((0.05, True), (0.8, False)):
+        prog = [dict(r, gini_embed=g0 + (0.85 - g0) * min(1.0, r["step"] / 8000)) for r in PROGRESS]
+        crit = {c.name: c for c in success_criteria(METRICS, prog, ABLATION)}["embedding_concentrated"]
+        assert crit.value == pytest.approx((0.85 - g0) / (1 - g0)) and crit.passed is passed
+        assert f"{g0:.3f}" in crit.detail and f"{g0 + GINI_RISE_MIN * (1 - g0):.3f}" in crit.detail
+    no_init = {c.name: c for c in success_criteria(METRICS, PROGRESS[1:], ABLATION)}["embedding_concentrated"]
+    assert no_init.value is None and not no_init.passed and "no step-0 progress record" in no_init.detail
+    strict = success_criteria(METRICS, PROGRESS, ABLATION, gini_rise=0.9)
+    assert not next(c for c in strict if c.name == "embedding_concentrated").passed
+
+
+def test_restricted_before_test_needs_progress_records_between_the_crossings():
+    # restricted loss halfway at 3500, test loss at 6500 (500-step grid). With records only at 0, 1000,
+    # 3000, 7000 and 10000 both crossings fall between the records 3000 and 7000: the order would rest on
+    # interpolation between the same two records, so the criterion fails and says so.
+    sparse = [r for r in PROGRESS if r["step"] in (0, 1000, 3000, 7000, 10000)]
+    crit = next(c for c in success_criteria(METRICS, sparse, ABLATION) if c.name == "restricted_before_test")
+    assert crit.value > 0 and crit.margin == crit.value and not crit.passed
+    assert "records 3000-7000" in crit.detail and "0 progress record(s) between" in crit.detail
+    assert "interpolation between the same progress records" in crit.detail
+    # one record between (5000): still fewer than two
+    one = [r for r in PROGRESS if r["step"] in (0, 1000, 3000, 5000, 7000, 10000)]
+    crit = next(c for c in success_criteria(METRICS, one, ABLATION) if c.name == "restricted_before_test")
+    assert not crit.passed and "1 progress record(s) between" in crit.detail
+    two = [r for r in PROGRESS if r["step"] in (0, 1000, 3000, 4500, 5500, 7000, 10000)]
+    crit = next(c for c in success_criteria(METRICS, two, ABLATION) if c.name == "restricted_before_test")
+    assert crit.passed and "2 progress record(s) between" in crit.detail
 
 
 def test_success_criteria_fail_honestly():
     not_grokked = [dict(r, test_acc=min(r["test_acc"], 0.9)) for r in METRICS]
     bad_ablation = ablation([1], 12.0, 7.0, 0)
     late = [dict(r, restricted_loss=r["test_loss"] * 2) for r in PROGRESS]  # falls with test loss, not before
-    crit = {c.name: c for c in success_criteria(not_grokked, late, bad_ablation, gini_threshold=0.9)}
+    crit = {c.name: c for c in success_criteria(not_grokked, late, bad_ablation, gini_rise=0.9)}
     assert not any(c.passed for c in crit.values() if c.name != "memorization_first")
     assert crit["generalization"].value == pytest.approx(0.9) and "never reached" in crit["generalization"].detail
     assert crit["restricted_before_test"].value == pytest.approx(0, abs=1e-9)
@@ -204,6 +201,7 @@ def test_success_criteria_fail_honestly():
     assert none["key_frequency_ablation"].value is None and not none["key_frequency_ablation"].passed
     assert none["key_frequency_ablation"].detail == "no ablation report"
     assert none["embedding_concentrated"].value is None and none["restricted_before_test"].value is None
+    assert none["embedding_concentrated"].detail == "no Gini in the progress records"
     no_keys = SimpleNamespace(frequency=None, frequency_reason="no key frequencies were found")
     crit = {c.name: c for c in success_criteria(METRICS, PROGRESS, no_keys)}
     assert crit["key_frequency_ablation"].detail == "no key frequencies were found"

@@ -32,14 +32,9 @@ from groklab.analysis.fourier import (
     logit_fourier_norms,
     unembed_spectrum,
 )
-from groklab.analysis.grokking import (
-    final_metrics,
-    grokking_events,
-    joined_records,
-    phase_boundaries,
-    success_criteria,
-)
+from groklab.analysis.grokking import final_metrics, grokking_events, joined_records, success_criteria
 from groklab.analysis.neurons import analyze_neurons
+from groklab.analysis.phases import phase_boundaries
 from groklab.analysis.progress import progress_measures
 from groklab.data import Dataset
 from groklab.models import eval_mode

@@ -150,7 +150,8 @@ def _phase_caption(phases: Phases) -> str:
         swatch = f'<span style="background:{PHASE_COLORS[name]};padding:0 0.6em;margin-right:0.3em"></span>'
         span = f"steps {spans[name][0]}–{spans[name][1]}" if name in spans else "not placed"
         parts.append(f"{swatch}{PHASE_LABELS[name]}: {span}")
-    why = phases.reasons.get("cleanup_start")
+    missing = [r for name, r in phases.reasons.items() if name in ("circuit_formation_end", "cleanup_end")]
+    why = missing[0] if missing else None
     return "Phases, shaded: " + "; ".join(parts) + (f" ({why})" if why else "") + "."
 
 
