@@ -173,7 +173,7 @@ def never_grokked_summary() -> Summary:
         run="r", config=RunInfo("x", "mul", 7, 0.3, 0), basis=BasisRecord("discrete_log", 6, 3), state="completed",
         analysed_step=300, n_checkpoints=4,
         events=GrokkingEvents(40, None, None, 300, 10, reasons={"grokking_step": never, "delay": "no grokking step"}),
-        phases=Phases(0, None, None, None, 300, None, None, rules={}, reasons={"memorization_end": "no grokking step"}),
+        phases=Phases(0, None, None, None, 300, rules={}, reasons={"memorization_end": "no grokking step"}),
         key_frequencies=[], key_frequency_counts={}, key_frequencies_reason=no_keys,
         embedding_key_frequencies=[], key_frequency_agreement=Agreement([], [], [], 1.0, True),
         final=FinalMetrics(300, 0.01, 1.0, 2.5, 0.31),
