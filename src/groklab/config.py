@@ -76,6 +76,9 @@ class TrainConfig:
     batch_size: int | None = None  # None = full batch (one step per epoch)
     eval_every: int = 100
     checkpoint_every: int = 1000
+    # weights-only snapshots for progress resolution: every N steps, plus evaluations where the
+    # metrics moved (train.checkpoint.SnapshotSchedule); 0 or None = none
+    snapshot_every: int | None = 200
     loss_dtype: str = "float64"  # float64 | float32
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     stop_after_grok: int | None = None  # stop N steps after test acc has held >= 0.99
@@ -240,6 +243,10 @@ def validate(cfg: Config) -> None:
     need(tr.steps > 0, f"train.steps: must be positive, got {tr.steps}")
     need(tr.eval_every > 0, f"train.eval_every: must be positive, got {tr.eval_every}")
     need(tr.checkpoint_every > 0, f"train.checkpoint_every: must be positive, got {tr.checkpoint_every}")
+    need(
+        tr.snapshot_every is None or tr.snapshot_every >= 0,
+        f"train.snapshot_every: must be >= 0 or null (0 and null: no snapshots), got {tr.snapshot_every}",
+    )
     need(
         tr.batch_size is None or tr.batch_size > 0,
         f"train.batch_size: must be positive or null, got {tr.batch_size}",

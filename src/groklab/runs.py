@@ -283,12 +283,14 @@ class Run:
     def checkpoint_steps(self) -> list[int]:
         return [s for s, _ in self.checkpoints()]
 
+    def snapshots(self) -> list[tuple[int, Path]]:
+        """(step, path) of every weights-only snapshot (.pt, or .safetensors from a bundle), ascending by step."""
+        return _step_files(self.snapshot_dir, _SNAPSHOT_FILE)
+
     @property
     def steps(self) -> list[int]:
-        """Steps with saved weights (checkpoints and snapshots), ascending."""
-        return sorted(
-            {s for s, _ in self.checkpoints()} | {s for s, _ in _step_files(self.snapshot_dir, _SNAPSHOT_FILE)}
-        )
+        """Steps with saved weights (checkpoints and snapshots), ascending; a step with both once."""
+        return sorted({s for s, _ in self.checkpoints()} | {s for s, _ in self.snapshots()})
 
     def weights_path(self, step: int) -> Path:
         """The file holding the weights of ``step`` (a snapshot, .pt or .safetensors, else the
@@ -367,6 +369,16 @@ class Run:
         path = self.snapshot_path(step)
         atomic_write(path, buf.getvalue())
         return path
+
+    def truncate_snapshots(self, last_step: int) -> None:
+        """Delete the snapshots after ``last_step`` and temporary files a killed writer left (used
+        when resuming from a checkpoint: the resumed run writes its own)."""
+        for step, path in self.snapshots():
+            if step > last_step:
+                path.unlink(missing_ok=True)
+        if self.snapshot_dir.is_dir():
+            for tmp in self.snapshot_dir.glob(".step_*.tmp"):
+                tmp.unlink(missing_ok=True)
 
     # -- notebook helpers ----------------------------------------------------------------------------
     def figure(self, name: str, step: int | None = None) -> Figure:

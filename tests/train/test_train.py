@@ -101,6 +101,9 @@ def test_resume_after_kill_is_bit_identical(tmp_path, cli):
     assert s1 == s2 == 1500
     assert all(torch.equal(w1[k], w2[k]) for k in w1)
     assert _metrics(tmp_path / "straight") == _metrics(killed)
+    # weights-only snapshots (default schedule) are rewritten after the checkpoint, byte for byte
+    snapshots = [{s: p.read_bytes() for s, p in Run(d).snapshots()} for d in (tmp_path / "straight", killed)]
+    assert len(snapshots[0]) >= 1500 // 200 and snapshots[0] == snapshots[1]
 
 
 def test_sigint_checkpoints_and_marks_interrupted(tmp_path):

@@ -2,7 +2,10 @@
 
 Evaluation (full train and test sets, fast path, no gradients) runs at step 0, every
 ``eval_every`` steps and at the last step; each result is appended to ``metrics.jsonl``.
-Checkpoints hold everything needed to continue bit-identically (see :mod:`.checkpoint`).
+Checkpoints hold everything needed to continue bit-identically; snapshots hold the weights only,
+on the schedule of :class:`~groklab.train.checkpoint.SnapshotSchedule` (see :mod:`.checkpoint`).
+At a step with both, the snapshot is written first, so every snapshot up to a checkpoint is on
+disk when the checkpoint is; a resumed run rewrites the snapshots after its checkpoint.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from groklab.conventions import GROK_HOLD_ACC
 from groklab.data import Dataset, make_dataset
 from groklab.models import MLPModel, Transformer, build_model, eval_mode, weight_norm_sq
 from groklab.runs import Run
-from groklab.train.checkpoint import capture_rng, checkpoint_steps, restore_rng
+from groklab.train.checkpoint import SnapshotSchedule, capture_rng, checkpoint_steps, restore_rng
 from groklab.train.optim import build_optimizer, build_scheduler
 
 __all__ = ["Callback", "EvalResult", "TrainResult", "Trainer", "resolve_device"]
@@ -123,6 +126,7 @@ class Trainer:
         self.elapsed = 0.0
         self.history: list[tuple[int, float]] = []  # (step, test_acc) for stop_after_grok
         self.ckpt_steps = checkpoint_steps(cfg.train.steps, cfg.train.checkpoint_every)
+        self.snapshots = SnapshotSchedule(cfg.train.snapshot_every)
         self.stop_reason: str | None = None
 
     # -- state ------------------------------------------------------------------------------------
@@ -146,10 +150,19 @@ class Trainer:
         self.perm, self.perm_pos = state["sampler"]["perm"], state["sampler"]["pos"]
         self.step, self.elapsed = state["step"], state["elapsed_s"]
         self.run_dir.truncate_metrics(self.step)
-        self.history = [(r["step"], r["test_acc"]) for r in self.run_dir.metric_records()]
+        self.run_dir.truncate_snapshots(self.step)
+        records = self.run_dir.metric_records()
+        self.history = [(r["step"], r["test_acc"]) for r in records]
+        self.snapshots = SnapshotSchedule.replay(self.cfg.train.snapshot_every, records)
 
     def save(self) -> None:
         self.run_dir.save_checkpoint(self.step, self.state_dict())
+
+    def snapshot_if_due(self, result: EvalResult | None, last: bool) -> None:
+        """Write the weights-only snapshot of this step when the schedule says so (``result``: this
+        step's evaluation, if it had one; ``last``: training ends here)."""
+        if self.snapshots.due(self.step, None if result is None else result.to_record(), last):
+            self.run_dir.save_snapshot(self.step, self.model.state_dict())
 
     # -- pieces -------------------------------------------------------------------------------------
     def next_batch(self) -> tuple[Tensor, Tensor]:
@@ -200,6 +213,7 @@ class Trainer:
         if self.step == 0:
             last = self.evaluate()
             self.log(last)
+            self.snapshot_if_due(last, last=False)
             self.save()
         self.run_dir.write_status("running", self.step)
         with _stop_on_sigint(self):
@@ -222,12 +236,14 @@ class Trainer:
                 for c in self.callbacks:
                     c.on_step(self, loss_value)
                 done = self.step == cfg.steps
+                evaluated = None
                 if self.step % cfg.eval_every == 0 or done:
-                    last = self.evaluate()
+                    last = evaluated = self.evaluate()
                     done = self.log(last) or done
                     held = self.grok_held_for()
                     if cfg.stop_after_grok is not None and held is not None and held >= cfg.stop_after_grok:
                         done = True
+                self.snapshot_if_due(evaluated, last=done)
                 if done or self.step in self.ckpt_steps or self.stop_reason:
                     self.save()
                 if done:
