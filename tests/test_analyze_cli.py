@@ -65,13 +65,13 @@ def test_analyze_skips_corrupt_checkpoint_and_running_run(tmp_path, cli):
         == 0
     )
     run = Run(out)
-    bad = run.checkpoint_path(100)
+    bad = run.weights_path(100)  # the file analysis reads for step 100 (a snapshot where there is one)
     bad.write_bytes(bad.read_bytes()[:100])
     (out / "status.json").write_text(json.dumps({"state": "running", "step": 300, "error": None}))
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     r = cli("analyze", out)
     assert r.returncode == 0, r.stderr
-    assert "step_0000100.pt" in r.stderr and "still being written" in r.stderr
+    assert str(bad) in r.stderr and "still being written" in r.stderr
     steps = [p.step for p in run.analysis.progress]
     assert 100 not in steps and steps[-1] == 300
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before  # nothing else touched
