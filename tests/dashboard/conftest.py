@@ -22,8 +22,9 @@ def _copy(src: Path, dst: Path, analysis: bool = True) -> Run:
 
 
 def _truncate_metrics(run: Run, last_step: int) -> None:
-    """Keep evaluations up to ``last_step`` and checkpoints up to it (a run stopped early)."""
+    """Keep evaluations up to ``last_step`` and saved weights up to it (a run stopped early)."""
     run.truncate_metrics(last_step)
+    run.truncate_snapshots(last_step)
     for step, path in run.checkpoints():
         if step > last_step:
             path.unlink()
@@ -44,7 +45,7 @@ def dash_runs(tmp_path_factory, analysed_run: Path) -> Path:
     - ``sub_run``: op sub, stopped at step 200 (not grokked), completed, no analysis;
     - ``p13``: config says p = 13 but the checkpoints are p = 17 models;
     - ``torn``: a torn last metrics line, unreadable status.json and summary.json, a truncated
-      final checkpoint;
+      final weights file;
     - ``broken_metrics``: a bad line in the middle of metrics.jsonl;
     - ``bad_config``: config.yaml that is not YAML;
     - ``sweep_wd/``: a sweep over optim.weight_decay with two runs and one failed point.
@@ -68,7 +69,7 @@ def dash_runs(tmp_path_factory, analysed_run: Path) -> Path:
         f.write('{"step": 1520, "train_lo')
     torn.status_path.write_text('{"state": "compl')
     (torn.analysis_dir / "summary.json").write_text('{"events": ')
-    last = torn.checkpoints()[-1][1]
+    last = torn.weights_path(torn.steps[-1])  # the file read for the final step (its snapshot)
     last.write_bytes(last.read_bytes()[:200])
 
     broken = _copy(analysed_run, root / "broken_metrics", analysis=False)
