@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from groklab.analysis import pipeline
 from groklab.analysis.pipeline import analyze_run
 from groklab.config import ConfigError, load_config
 from groklab.runs import load_checkpoint
@@ -160,3 +161,22 @@ def test_analysis_has_one_progress_record_per_distinct_step(tmp_path):
     assert [p.step for p in analysis.progress] == sorted(snaps | ckpts) == run.steps
     assert [s.step for s in analysis.fourier.over_checkpoints] == run.steps
     assert analysis.summary.n_checkpoints == len(run.steps)
+
+
+def test_spectra_series_gets_coefficients_at_evenly_spaced_steps(tmp_path, monkeypatch):
+    steps = list(range(0, 1000, 10))
+    chosen = sorted(pipeline._coefficient_steps(steps, 64))
+    assert len(chosen) == 64 and chosen[0] == 0 and chosen[-1] == 990
+    assert max(b - a for a, b in zip(chosen, chosen[1:], strict=False)) == 20
+    assert pipeline._coefficient_steps(steps[:64], 64) == set(steps[:64])
+
+    run, _ = start_training(load_config("debug", OVER), tmp_path / "r")
+    full = analyze_run(run, n_draws=2).fourier.over_checkpoints
+    monkeypatch.setattr(pipeline, "SERIES_COEFFICIENT_STEPS", 5)
+    part = analyze_run(run, n_draws=2).fourier.over_checkpoints
+    have = [s.step for s in part if s.cos_coefficients is not None]
+    assert len(have) == 5 and have[0] == run.steps[0] and have[-1] == run.steps[-1]
+    # the spectra everywhere, and the same numbers where both have them
+    for a, b in zip(full, part, strict=True):
+        assert (a.step, a.embedding_norms, a.unembed_norms) == (b.step, b.embedding_norms, b.unembed_norms)
+        assert b.cos_coefficients is None or b.cos_coefficients == a.cos_coefficients

@@ -7,7 +7,9 @@ into ``RUN_DIR/analysis/`` (DESIGN section 5):
   phases, ablation drops and the success criteria of a grokking reproduction;
 - ``progress.jsonl``: the progress measures of every checkpoint (key frequencies fixed from the
   final checkpoint);
-- ``fourier.json``: spectra of the final checkpoint and over checkpoints;
+- ``fourier.json``: spectra of the final checkpoint and over checkpoints (the W_E and W_L spectra
+  at every analysed step; the cos(w(a+b-c)) coefficients, which cost a forward pass over all
+  pairs each, at ``SERIES_COEFFICIENT_STEPS`` of them, evenly spaced, null at the others);
 - ``neurons.json`` and ``ablation.json``: the final checkpoint's neurons and ablations.
 
 Key frequencies come from the neuron clusters of the final checkpoint; when there are none (a run
@@ -54,7 +56,9 @@ from groklab.records import (
 )
 from groklab.runs import Run, RunError
 
-__all__ = ["analyze_run"]
+__all__ = ["SERIES_COEFFICIENT_STEPS", "analyze_run"]
+
+SERIES_COEFFICIENT_STEPS = 64  # steps of the spectra series that get cos(w(a+b-c)) coefficients
 
 
 def _fourier_record(model: Any, ds: Dataset, keys: list[int], series: list[Spectra]) -> FourierRecord:
@@ -85,7 +89,14 @@ def _fourier_record(model: Any, ds: Dataset, keys: list[int], series: list[Spect
     return rec
 
 
-def _spectra(model: Any, ds: Dataset, step: int) -> Spectra:
+def _coefficient_steps(steps: list[int], n: int) -> set[int]:
+    """At most ``n`` of ``steps`` (ascending), evenly spaced by position, the first and last included."""
+    if len(steps) <= n:
+        return set(steps)
+    return {steps[round(i * (len(steps) - 1) / (n - 1))] for i in range(n)}
+
+
+def _spectra(model: Any, ds: Dataset, step: int, coefficients: bool = True) -> Spectra:
     out = Spectra(
         step=step,
         embedding_norms=embedding_spectrum(model.W_E_tokens.detach()).tolist(),
@@ -93,7 +104,7 @@ def _spectra(model: Any, ds: Dataset, step: int) -> Spectra:
         cos_coefficients=None,
     )
     additive = OPERATIONS[ds.op].additive
-    if ds.n == ds.p * ds.p and additive is not None:
+    if coefficients and ds.n == ds.p * ds.p and additive is not None:
         with eval_mode(model):
             logits = model.forward_last(ds.tokens)
         out.cos_coefficients = cos_coefficients(logits, ds.p, frequencies(ds.p), additive).tolist()
@@ -128,10 +139,11 @@ def analyze_run(
         keys, source = list(neurons.embedding_key_frequencies), "embedding norms (no neuron cluster was large enough)"
 
     progress, series = [], []
+    with_coefficients = _coefficient_steps([step for step, _ in states], SERIES_COEFFICIENT_STEPS)
     for i, (step, state) in enumerate(states):
         model.load_state_dict(state)
         progress.append(progress_measures(model, ds, train, test, keys, step=step))
-        series.append(_spectra(model, ds, step))
+        series.append(_spectra(model, ds, step, coefficients=step in with_coefficients))
         if on_checkpoint:
             on_checkpoint(i + 1, len(states))
     model.load_state_dict(final_state)  # the loop ends on it too; stated for the reader
