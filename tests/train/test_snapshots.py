@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from groklab.analysis import pipeline
 from groklab.analysis.pipeline import analyze_run
 from groklab.config import ConfigError, load_config
 from groklab.runs import load_checkpoint
@@ -51,10 +52,11 @@ def test_a_loss_that_moves_adds_every_evaluation_until_it_settles():
 
 
 def test_small_loss_changes_add_up_since_the_last_snapshot():
-    # a factor 1.3 per evaluation: |d ln| = 0.26, so every second evaluation passes 0.5 since the last snapshot
-    assert math.log(1.3) < SNAPSHOT_LOG_LOSS_CHANGE < 2 * math.log(1.3)
-    records = [rec(s, test_loss=1.3**s) for s in range(0, 8)]
+    # ln(test loss) moves by 0.6 of the threshold per evaluation: every second one passes it
+    d = 0.6 * SNAPSHOT_LOG_LOSS_CHANGE
+    records = [rec(s, test_loss=math.exp(d * s)) for s in range(0, 8)]
     assert snapshot_steps(1000, 7, records) == [0, 2, 4, 6, 7]
+    assert SNAPSHOT_LOG_LOSS_CHANGE == 0.1  # the documented value
 
 
 def test_crossing_an_accuracy_band_adds_a_snapshot():
@@ -82,11 +84,12 @@ def test_replay_continues_as_if_never_stopped():
 
 
 def test_snapshot_every_must_be_non_negative_or_null():
-    assert load_config("debug", ["train.snapshot_every=null"]).train.snapshot_every is None
-    assert load_config("debug", ["train.snapshot_every=0"]).train.snapshot_every == 0
     assert load_config("nanda").train.snapshot_every == 200
+    assert load_config("nanda", ["train.snapshot_every=null"]).train.snapshot_every is None
+    assert load_config("nanda", ["train.snapshot_every=0"]).train.snapshot_every == 0
+    assert load_config("debug").train.snapshot_every == 0  # the test preset writes none unless asked
     with pytest.raises(ConfigError, match="train.snapshot_every"):
-        load_config("debug", ["train.snapshot_every=-5"])
+        load_config("nanda", ["train.snapshot_every=-5"])
 
 
 def test_nanda_schedule_without_movement():
@@ -160,3 +163,22 @@ def test_analysis_has_one_progress_record_per_distinct_step(tmp_path):
     assert [p.step for p in analysis.progress] == sorted(snaps | ckpts) == run.steps
     assert [s.step for s in analysis.fourier.over_checkpoints] == run.steps
     assert analysis.summary.n_checkpoints == len(run.steps)
+
+
+def test_spectra_series_gets_coefficients_at_evenly_spaced_steps(tmp_path, monkeypatch):
+    steps = list(range(0, 1000, 10))
+    chosen = sorted(pipeline._coefficient_steps(steps, 64))
+    assert len(chosen) == 64 and chosen[0] == 0 and chosen[-1] == 990
+    assert max(b - a for a, b in zip(chosen, chosen[1:], strict=False)) == 20
+    assert pipeline._coefficient_steps(steps[:64], 64) == set(steps[:64])
+
+    run, _ = start_training(load_config("debug", OVER), tmp_path / "r")
+    full = analyze_run(run, n_draws=2).fourier.over_checkpoints
+    monkeypatch.setattr(pipeline, "SERIES_COEFFICIENT_STEPS", 5)
+    part = analyze_run(run, n_draws=2).fourier.over_checkpoints
+    have = [s.step for s in part if s.cos_coefficients is not None]
+    assert len(have) == 5 and have[0] == run.steps[0] and have[-1] == run.steps[-1]
+    # the spectra everywhere, and the same numbers where both have them
+    for a, b in zip(full, part, strict=True):
+        assert (a.step, a.embedding_norms, a.unembed_norms) == (b.step, b.embedding_norms, b.unembed_norms)
+        assert b.cos_coefficients is None or b.cos_coefficients == a.cos_coefficients

@@ -76,6 +76,7 @@ def test_resume_in_process_is_bit_identical(tmp_path, batch):
 
 def test_resume_after_kill_is_bit_identical(tmp_path, cli):
     over = ["--set", "train.steps=1500", "--set", "train.eval_every=50", "--set", "train.checkpoint_every=100"]
+    over += ["--set", "train.snapshot_every=200"]
     assert cli("train", "--config", "debug", *over, "--out", tmp_path / "straight").returncode == 0
     killed = tmp_path / "killed"
     proc = subprocess.Popen(
@@ -101,7 +102,7 @@ def test_resume_after_kill_is_bit_identical(tmp_path, cli):
     assert s1 == s2 == 1500
     assert all(torch.equal(w1[k], w2[k]) for k in w1)
     assert _metrics(tmp_path / "straight") == _metrics(killed)
-    # weights-only snapshots (default schedule) are rewritten after the checkpoint, byte for byte
+    # weights-only snapshots are rewritten after the checkpoint, byte for byte
     snapshots = [{s: p.read_bytes() for s, p in Run(d).snapshots()} for d in (tmp_path / "straight", killed)]
     assert len(snapshots[0]) >= 1500 // 200 and snapshots[0] == snapshots[1]
 

@@ -7,7 +7,9 @@ into ``RUN_DIR/analysis/`` (DESIGN section 5):
   phases, ablation drops and the success criteria of a grokking reproduction;
 - ``progress.jsonl``: the progress measures of every checkpoint (key frequencies fixed from the
   final checkpoint);
-- ``fourier.json``: spectra of the final checkpoint and over checkpoints;
+- ``fourier.json``: spectra of the final checkpoint and over checkpoints (the W_E and W_L spectra
+  at every analysed step; the cos(w(a+b-c)) coefficients, which cost a forward pass over all
+  pairs each, at ``SERIES_COEFFICIENT_STEPS`` of them, evenly spaced, null at the others);
 - ``neurons.json`` and ``ablation.json``: the final checkpoint's neurons and ablations.
 
 Everything is in the task's own basis (:mod:`groklab.analysis.basis`), named in the records.
@@ -51,7 +53,9 @@ from groklab.records import (
 )
 from groklab.runs import Run, RunError
 
-__all__ = ["analyze_run", "fourier_record"]
+__all__ = ["SERIES_COEFFICIENT_STEPS", "analyze_run", "fourier_record"]
+
+SERIES_COEFFICIENT_STEPS = 64  # steps of the spectra series that get cos(w(s - c)) coefficients
 
 
 def fourier_record(model: Any, ds: Dataset, keys: list[int], series: list[Spectra]) -> FourierRecord:
@@ -83,16 +87,24 @@ def _logits(model: Any, ds: Dataset, basis: Basis) -> Any:
         return model.forward_last(ds.tokens[basis.rows.to(ds.tokens.device)])
 
 
-def _spectra(model: Any, ds: Dataset, step: int, basis: Basis | None = None) -> Spectra:
-    """Embedding and unembedding spectra and the cos(w(s - c)) coefficients of every frequency, in
-    the task's basis (None where the basis cannot define them)."""
+def _coefficient_steps(steps: list[int], n: int) -> set[int]:
+    """At most ``n`` of ``steps`` (ascending), evenly spaced by position, the first and last included."""
+    if len(steps) <= n:
+        return set(steps)
+    return {steps[round(i * (len(steps) - 1) / (n - 1))] for i in range(n)}
+
+
+def _spectra(model: Any, ds: Dataset, step: int, basis: Basis | None = None, coefficients: bool = True) -> Spectra:
+    """Embedding and unembedding spectra and (with ``coefficients``) the cos(w(s - c)) coefficients of
+    every frequency, in the task's basis (None where the basis cannot define them)."""
     basis = basis if basis is not None else basis_of(ds)
     out = Spectra(step, None, None, None)
     if basis.token_reason is None:
         out.embedding_norms = embedding_spectrum(model.W_E_tokens.detach(), basis).tolist()
     if basis.pair_reason is None:
         out.unembed_norms = unembed_spectrum(model.W_L.detach(), basis).tolist()
-        out.cos_coefficients = cos_coefficients(_logits(model, ds, basis), basis, basis.frequencies).tolist()
+        if coefficients:
+            out.cos_coefficients = cos_coefficients(_logits(model, ds, basis), basis, basis.frequencies).tolist()
     return out
 
 
@@ -122,10 +134,11 @@ def analyze_run(
     keys, basis = neurons.key_frequencies, basis_of(ds)
 
     progress, series = [], []
+    with_coefficients = _coefficient_steps([step for step, _ in states], SERIES_COEFFICIENT_STEPS)
     for i, (step, state) in enumerate(states):
         model.load_state_dict(state)
         progress.append(progress_measures(model, ds, train, test, keys, step=step))
-        series.append(_spectra(model, ds, step, basis))
+        series.append(_spectra(model, ds, step, basis, coefficients=step in with_coefficients))
         if on_checkpoint:
             on_checkpoint(i + 1, len(states))
     model.load_state_dict(final_state)  # the loop ends on it too; stated for the reader
