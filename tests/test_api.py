@@ -25,8 +25,9 @@ def test_design_snippet_runs_as_written(tmp_path, monkeypatch):
     ]
     assert run.steps == sorted(run.steps) and run.steps[0] == 0
     model = run.model()  # final weights
-    with pytest.raises(gl.RunError, match=r"nearest saved steps: \[\d+, \d+\]"):
-        run.model(step=run.steps[1] + 1)
+    missing = next(s for s in range(run.steps[-1]) if s not in run.steps)
+    with pytest.raises(gl.RunError, match=rf"no weights saved at step {missing}; nearest saved steps: \[\d+, \d+\]"):
+        run.model(step=missing)
     ds = run.dataset
     train, test = run.split
     assert len(train) + len(test) == ds.n and not set(train) & set(test)
