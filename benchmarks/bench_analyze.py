@@ -127,7 +127,7 @@ def main() -> None:
     once = [
         (pipeline, "analyze_neurons", "neurons (FVE, clusters)"),
         (pipeline, "ablation_report", "ablations"),
-        (pipeline, "_fourier_record", "final Fourier record"),
+        (pipeline, "fourier_record", "final Fourier record"),
         (pipeline, "_summary", "summary (events, phases, criteria)"),
     ]
     with tempfile.TemporaryDirectory() as tmp:

@@ -237,8 +237,10 @@ def _cos_coefficients(L: Tensor, basis: Basis, ks: Sequence[int]) -> Tensor:
     out = []
     for k in ks:
         ws, wc = basis.waves(s, int(k)), basis.waves(c, int(k))  # [N, 2], [n, 2]
-        C = ws @ wc.T  # cos(w(s - c)) = cos ws cos wc + sin ws sin wc: [N, n]
-        out.append((L * C).sum() / C.norm())
+        # C = ws @ wc.T is cos(w(s - c)) = cos ws cos wc + sin ws sin wc [N, n], never formed:
+        # <L, C> = sum_ij (ws^T L wc)_ii and ||C||^2 = sum_ij (ws^T ws)_ij (wc^T wc)_ij
+        inner = ((ws.T @ L) * wc.T).sum()
+        out.append(inner / ((ws.T @ ws) * (wc.T @ wc)).sum().sqrt())
     return torch.stack(out) if out else torch.zeros(0, dtype=DTYPE)
 
 
