@@ -132,9 +132,10 @@ def test_folded_path_fires_the_neuron_hooks_and_honours_replacements():
 
 
 @pytest.mark.parametrize("tokens", [[[4, 9, 17]], [[2, 2, 17]] * 5])
-def test_folded_path_on_tiny_batches(tokens):
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32])
+def test_folded_path_on_tiny_batches(tokens, dtype):
     model = _model(17, [])
-    tokens = torch.tensor(tokens)
+    tokens = torch.tensor(tokens, dtype=dtype)
     assert (model.forward_last(tokens) - model.eq_logits(tokens)).abs().max() <= 1e-5
     target = torch.zeros(len(tokens), dtype=torch.long)
     _assert_same_gradients(model, model.eq_logits(tokens), model.forward_last(tokens), target, atol=1e-6, rtol=1e-4)

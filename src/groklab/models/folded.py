@@ -48,7 +48,7 @@ def folded_logits(model: Transformer, a: Tensor, b: Tensor) -> Tensor:
     Fires the MLP's ``hook_pre`` and ``hook_post`` ([batch, d_mlp]) as the unfolded path does."""
     mlp, vocab = model.block_list[0].mlp, model.embed.W_E.shape[0]
     tables = _tables(model)
-    group = torch.stack([a, b + vocab], 1)  # [batch, key]: each key's (key, token) row of tables.scores
+    group = torch.stack([a, b + vocab], 1).long()  # [batch, key]: each key's (key, token) row of tables.scores
     n_head = tables.scores.shape[1]
     s = tables.scores.index_select(0, group.flatten()).view(-1, 2, n_head)  # [batch, key, head]
     s_eq = tables.scores[-1].expand(len(a), 1, n_head)  # the `=` key's scores
