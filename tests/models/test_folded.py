@@ -63,27 +63,26 @@ def test_folded_gradients_equal_the_full_forward_in_float64(shape):
 
 
 def test_row_sums_match_autograd_gradcheck():
-    # tokens with repeats and gaps (token 1 never appears at key 0, token 4 never at key 1)
+    # groups with repeats and gaps (token 1 never appears at key 0, token 4 never at key 1)
     tokens = torch.tensor([[0, 2], [3, 2], [0, 0], [5, 3], [2, 5], [0, 2]])
     vocab, n_head, n_key = 6, 3, 2
+    group = tokens + torch.arange(n_key) * vocab  # [batch, key]: columns of T
     gen = torch.Generator().manual_seed(0)
-    weight = torch.rand(len(tokens), n_key, n_head, generator=gen, dtype=torch.float64, requires_grad=True)
-    tables = [torch.randn(n_key * vocab * n_head + 1, c, generator=gen, dtype=torch.float64) for c in (5, 2)]
-    tables = [t.requires_grad_() for t in tables]
-    group = tokens + torch.arange(n_key) * vocab  # rows (key, token, head) of the tables
 
-    def sums(weight, t_a, t_b):
-        return tuple(_row_sums([t_a, t_b], group, weight))
+    def rand(*shape):
+        return torch.rand(*shape, generator=gen, dtype=torch.float64).requires_grad_()
 
-    assert torch.autograd.gradcheck(sums, (weight, *tables))
+    weight = rand(len(tokens), n_key, n_head)
+    T_a, c_a, T_b, c_b = rand(n_head, n_key * vocab, 5), rand(5), rand(n_head, n_key * vocab, 2), rand(2)
+
+    def sums(weight, T_a, c_a, T_b, c_b):
+        return tuple(_row_sums([(T_a, c_a), (T_b, c_b)], group, weight))
+
+    assert torch.autograd.gradcheck(sums, (weight, T_a, c_a, T_b, c_b))
     # and the values are the sums they claim to be
-    out = sums(weight, *tables)
-    for table, o in zip(tables, out, strict=True):
-        rows = table[:-1].view(n_key, vocab, n_head, -1)
-        expect = table[-1] + sum(
-            weight[:, k, h, None] * rows[k, tokens[:, k], h] for h in range(n_head) for k in range(n_key)
-        )
-        assert torch.allclose(o, expect)
+    for (T, c), out in zip([(T_a, c_a), (T_b, c_b)], sums(weight, T_a, c_a, T_b, c_b), strict=True):
+        expect = c + sum(weight[:, k, h, None] * T[h, group[:, k]] for h in range(n_head) for k in range(n_key))
+        assert torch.allclose(out, expect)
 
 
 def test_forward_last_folds_exactly_the_foldable_models(monkeypatch):

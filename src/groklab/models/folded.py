@@ -48,7 +48,7 @@ def folded_logits(model: Transformer, a: Tensor, b: Tensor) -> Tensor:
     Fires the MLP's ``hook_pre`` and ``hook_post`` ([batch, d_mlp]) as the unfolded path does."""
     mlp, vocab = model.block_list[0].mlp, model.embed.W_E.shape[0]
     tables = _tables(model)
-    group = torch.stack([a, b + vocab], 1).long()  # [batch, key]: each key's (key, token) row of tables.scores
+    group = torch.stack([a, b + vocab], 1).long()  # [batch, key]: the (key, token) index of each key
     n_head = tables.scores.shape[1]
     s = tables.scores.index_select(0, group.flatten()).view(-1, 2, n_head)  # [batch, key, head]
     s_eq = tables.scores[-1].expand(len(a), 1, n_head)  # the `=` key's scores
@@ -59,9 +59,9 @@ def folded_logits(model: Transformer, a: Tensor, b: Tensor) -> Tensor:
 
 
 class _Tables(NamedTuple):
-    mlp_in: Tensor  # [2 * vocab * head + 1, d_mlp]: T_in, rows (key, token, head), then c_in
-    direct: Tensor  # [2 * vocab * head + 1, p]: T_U likewise, then c_U
-    scores: Tensor  # [2 * vocab + 1, head]: the `=` query's scaled scores, rows (key, token), then `=`
+    mlp_in: tuple[Tensor, Tensor]  # T_in [head, (key, token), d_mlp] and c_in [d_mlp]
+    direct: tuple[Tensor, Tensor]  # T_U [head, (key, token), p] and c_U [p]
+    scores: Tensor  # [(key, token) + 1, head]: the `=` query's scaled scores; the last row is the `=` key
 
 
 def _tables(model: Transformer) -> _Tables:
@@ -69,47 +69,51 @@ def _tables(model: Transformer) -> _Tables:
     block, p = model.block_list[0], model.p
     attn, mlp = block.attn, block.mlp
     W_E, W_pos, W_U = model.embed.W_E, model.pos_embed.W_pos, model.unembed.W_U
+    n_head, _, d_head = attn.W_V.shape
     x2 = W_E[p] + W_pos[2]  # [d_model]: the `=` stream
     streams = torch.cat([W_E + W_pos[0], W_E + W_pos[1], x2[None]])  # [2 * vocab + 1, d_model]
     reader = torch.einsum("hmd,hd->mh", attn.W_K, x2 @ attn.W_Q) * attn.scale  # [d_model, head]
-    v = streams @ attn.W_V  # [head, 2 * vocab + 1, d_head]
-    dv = v[:, :-1] - v[:, -1:]  # [head, 2 * vocab, d_head]: relative to the `=` key's value
-    x2_mid = x2 + torch.einsum("hd,hdm->m", v[:, -1], attn.W_O)  # the residual if `=` attended to itself
-    tables = []
-    for W, bias in ((mlp.W_in, mlp.b_in), (W_U, mlp.b_out @ W_U)):  # W [d_model, C]
-        T = torch.bmm(dv, attn.W_O @ W).transpose(0, 1)  # [2 * vocab, head, C]
-        tables.append(torch.cat([T.flatten(0, 1), (x2_mid @ W + bias)[None]]))
-    return _Tables(tables[0], tables[1], streams @ reader)
+    v = (streams @ attn.W_V.transpose(0, 1).flatten(1)).view(-1, n_head, d_head)  # [2 * vocab + 1, head, d_head]
+    dv = (v[:-1] - v[-1]).transpose(0, 1)  # [head, 2 * vocab, d_head]: relative to the `=` key's value
+    W_O = attn.W_O.flatten(0, 1)  # [head * d_head, d_model]
+    R = torch.cat([mlp.W_in, W_U], 1)  # [d_model, d_mlp + p]: what reads the residual at `=`
+    T = torch.bmm(dv, (W_O @ R).view(n_head, d_head, -1))  # [head, 2 * vocab, d_mlp + p]
+    x2_mid = x2 + v[-1].flatten() @ W_O  # the residual at `=` if it attended to itself
+    c = x2_mid @ R + torch.cat([mlp.b_in, mlp.b_out @ W_U])  # [d_mlp + p]
+    (T_in, T_U), (c_in, c_U) = T.split([mlp.W_in.shape[1], p], -1), c.split([mlp.W_in.shape[1], p])
+    return _Tables((T_in, c_in), (T_U, c_U), streams @ reader)
 
 
-def _row_sums(tables: list[Tensor], group: Tensor, weight: Tensor) -> list[Tensor]:
-    """``out[e] = c + sum_{k, h} weight[e, k, h] * table[(group[e, k], h)]`` for each table: [batch, C].
+def _row_sums(tables: list[tuple[Tensor, Tensor]], group: Tensor, weight: Tensor) -> list[Tensor]:
+    """``out[e] = c + sum_{k, h} weight[e, k, h] * T[h, group[e, k]]`` for each table (T, c): [batch, C].
 
-    group [batch, key] indexes blocks of ``head`` rows; weight [batch, key, head]; each table is
-    ``[n_groups * head + 1, C]``, its last row c. An ``embedding_bag`` sums the rows without
-    materialising them and gives the gradient of ``weight``; :class:`_TableGrad` those of the tables."""
+    group [batch, key], weight [batch, key, head], T [head, groups, C], c [C]. An ``embedding_bag``
+    over the rows of ``[T; c]`` sums them without materialising them and gives the gradient of
+    ``weight``; :class:`_TableGrad` gives those of T and c."""
     n, n_key, n_head = weight.shape
-    head = torch.arange(n_head, device=group.device)
-    rows = (group[:, :, None] * n_head + head).flatten(1)  # [batch, key * head]
-    c_row = torch.full((n, 1), tables[0].shape[0] - 1, dtype=rows.dtype, device=rows.device)
-    rows = torch.cat([rows, c_row], 1)
+    n_groups = tables[0][0].shape[1]
+    head = torch.arange(n_head, device=group.device) * n_groups
+    rows = (group[:, :, None] + head).flatten(1)  # [batch, key * head]: rows (head, group) of T
+    rows = torch.cat([rows, rows.new_full((n, 1), n_head * n_groups)], 1)  # then c's row
     w = torch.cat([weight.flatten(1), weight.new_ones(n, 1)], 1)  # c's weight is 1
-    outs = [F.embedding_bag(rows, t.detach(), mode="sum", per_sample_weights=w) for t in tables]
-    return list(_TableGrad.apply(group, weight.detach(), *tables, *outs))
+    with torch.no_grad():
+        flat = [torch.cat([T.flatten(0, 1), c[None]]) for T, c in tables]  # [head * groups + 1, C]
+    outs = [F.embedding_bag(rows, t, mode="sum", per_sample_weights=w) for t in flat]
+    return list(_TableGrad.apply(group, weight.detach(), *(x for t in tables for x in t), *outs))
 
 
 class _TableGrad(torch.autograd.Function):
     """Identity on the sums whose backward also gives the gradients of the tables they came from.
 
-    ``grad_table[(g, h)] = sum over (e, k) with group[e, k] = g of weight[e, k, h] * grad[e]`` and
-    ``grad_c = sum_e grad[e]``: an ``embedding_bag`` over the rows of ``grad``, a bag per table row
-    (:func:`_bags`)."""
+    ``grad_T[h, g] = sum over (e, k) with group[e, k] = g of weight[e, k, h] * grad[e]`` and
+    ``grad_c = sum_e grad[e]``: an ``embedding_bag`` over the rows of ``grad``, a bag per row of T
+    (:func:`_bags`) and one for c. Inputs: group, weight, then T and c of each table, then the sums."""
 
     @staticmethod
-    def forward(ctx: Any, group: Tensor, weight: Tensor, *tables_and_outs: Tensor) -> tuple[Tensor, ...]:
+    def forward(ctx: Any, group: Tensor, weight: Tensor, *args: Tensor) -> tuple[Tensor, ...]:
         ctx.save_for_backward(group, weight)
-        ctx.n_groups = (tables_and_outs[0].shape[0] - 1) // weight.shape[2]
-        return tables_and_outs[len(tables_and_outs) // 2 :]
+        ctx.n_groups = args[0].shape[1]
+        return args[2 * len(args) // 3 :]
 
     @staticmethod
     @once_differentiable
@@ -120,12 +124,15 @@ class _TableGrad(torch.autograd.Function):
         members = torch.cat([members, torch.arange(n, device=group.device)])
         w = torch.cat([w, weight.new_ones(n)])
         offsets = torch.cat([offsets, offsets.new_full((1,), members.numel() - n)])
-        table_grads = [F.embedding_bag(members, g, offsets, mode="sum", per_sample_weights=w) for g in grads]
+        table_grads = []
+        for grad in grads:
+            sums = F.embedding_bag(members, grad, offsets, mode="sum", per_sample_weights=w)  # bags (group, head), c
+            table_grads += [sums[:-1].view(ctx.n_groups, weight.shape[2], -1).transpose(0, 1), sums[-1]]
         return (None, None, *table_grads, *grads)
 
 
 def _bags(group: Tensor, weight: Tensor, n_groups: int) -> tuple[Tensor, Tensor, Tensor]:
-    """A bag per table row (g, h), in row order: members [n], their weights [n], the bags' offsets.
+    """A bag per (group, head), group-major: members [n], their weights [n], the bags' offsets.
 
     The members of bag (g, h) are the examples e with group[e, k] = g (for some key k), weighted by
     weight[e, k, h]. A group's bags for the heads follow one another, so its examples' gradient rows
