@@ -16,7 +16,7 @@ v_j = (W_E[t] + W_pos[j]) @ W_V[h] and w2 = 1 - w0 - w1:
 
 (T_U and c_U likewise with W_U, and b_out @ W_U for the bias.) Each example then costs a weighted
 sum of 2 * n_heads + 1 table rows instead of matmuls with [d_model, d_mlp] and [d_model, p]; the
-tables are rebuilt from the weights on every call (about 0.1 GFLOP with their gradients, for the
+tables are rebuilt from the weights on every call (about 0.2 GFLOP with their gradients, for the
 canonical model). The sums run forward as one ``embedding_bag`` per table and backward as another,
 over the gradient's rows (:func:`_row_sums`). Logits and gradients equal the full forward up to
 float rounding (tests/models/test_folded.py).
