@@ -126,6 +126,7 @@ def test_bench_json(cli):
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["fast"]["median_ms"] > 0 and out["full"]["median_ms"] > 0
+    assert out["fast_path"] == "folded"  # the debug preset has one layer and no LayerNorm
     assert out["ratio"] == pytest.approx(out["fast"]["median_ms"] / out["full"]["median_ms"])
     assert_one_line_error(cli("bench", "--config", "debug", "--steps", "3"), "at least 20")
 

@@ -41,7 +41,9 @@ def _time_steps(cfg: Config, path: str, x: torch.Tensor, y: torch.Tensor, steps:
 
 
 def bench_training_step(cfg: Config, steps: int = 30, warmup: int = 5) -> dict[str, Any]:
-    """Median and min ms per full-batch training step through each path, and fast/full."""
+    """Median and min ms per full-batch training step through each path, and fast/full.
+
+    ``fast_path`` names what ``forward_last`` runs for this model (``Transformer.fast_path``)."""
     device = resolve_device(cfg.train.device)
     ds = make_dataset(cfg.task.op, cfg.task.p)
     train, _ = make_split(ds, cfg.task.train_frac, cfg.task.split_seed)
@@ -54,6 +56,7 @@ def bench_training_step(cfg: Config, steps: int = 30, warmup: int = 5) -> dict[s
         "steps": steps,
         "threads": torch.get_num_threads(),
     }
+    out["fast_path"] = build_model(cfg.model, cfg.task.p, seed=cfg.seed).fast_path
     for path in ("fast", "full"):
         t = _time_steps(cfg, path, x, y, steps, warmup)
         out[path] = {"median_ms": statistics.median(t), "min_ms": min(t), "mean_ms": statistics.fmean(t)}

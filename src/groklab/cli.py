@@ -104,7 +104,8 @@ def bench(
     for col in ("path", "median ms/step", "min ms/step"):
         table.add_column(col)
     for name in ("fast", "full"):
-        table.add_row(name, f"{result[name]['median_ms']:.2f}", f"{result[name]['min_ms']:.2f}")
+        label = f"fast ({result['fast_path']})" if name == "fast" else name
+        table.add_row(label, f"{result[name]['median_ms']:.2f}", f"{result[name]['min_ms']:.2f}")
     console.print(table)
     console.print(f"fast / full = {result['ratio']:.3f}  (full is {1 / result['ratio']:.2f}x slower)")
 

@@ -55,6 +55,8 @@ class Readout(nn.Module):
 class MLPModel(HookedModule):
     """``forward(tokens [batch, 3]) -> logits [batch, p]`` (the `=` token is ignored)."""
 
+    fast_path = "full"  # what forward_last runs: the forward itself, which reads only a and b
+
     def __init__(self, cfg: ModelConfig, p: int) -> None:
         super().__init__()
         self.cfg, self.p = cfg, p

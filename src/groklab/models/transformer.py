@@ -10,6 +10,10 @@ computes only what the `=` logits need and gives the same logits and gradients:
   are vocabulary tables, gathered;
 - the last layer needs the keys and values of positions 0 and 1, and query, MLP and unembedding at
   the `=` position only.
+
+A 1-layer model without LayerNorm (the canonical one) goes further: its attention output is folded
+through W_O, W_in and W_U into vocabulary tables (``models/folded.py``), so the MLP input and the
+direct path to the logits cost a weighted sum of table rows per example instead of matmuls.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from groklab.config import ModelConfig
+from groklab.models.folded import can_fold, folded_logits
 from groklab.models.hooks import HookedModule, HookPoint
 
 __all__ = ["Transformer"]
@@ -202,6 +207,10 @@ class Transformer(HookedModule):
     def W_E_tokens(self) -> Tensor:  # [p, d_model]: token rows, `=` dropped
         return self.embed.W_E[: self.p]
 
+    @property
+    def fast_path(self) -> str:  # what forward_last runs
+        return "folded" if can_fold(self) else "=-only"
+
     def forward(self, tokens: Tensor) -> Tensor:
         x = self.hook_embed(self.embed(tokens)) + self.hook_pos_embed(self.pos_embed(tokens))
         for block in self.blocks:
@@ -216,10 +225,12 @@ class Transformer(HookedModule):
         """Logits at the `=` position, computing only what they depend on: [batch, p].
 
         Position 2 must hold the `=` token (p), as every groklab dataset does; its stream is then
-        one row until it first attends."""
+        one row until it first attends. A 1-layer model without LayerNorm takes the folded path."""
         if not bool((tokens[:, 2] == self.p).all()):
             raise ValueError("forward_last expects the `=` token (p) at position 2")
         a, b = tokens[:, 0], tokens[:, 1]
+        if can_fold(self):
+            return folded_logits(self, a, b)
         W_E, W_pos = self.embed.W_E, self.pos_embed.W_pos
         tab0 = W_E + W_pos[0]  # [vocab, d_model]: position 0's stream, a function of token a alone
         tab1 = W_E + W_pos[1]  # [vocab, d_model]: position 1 before it first attends
