@@ -35,7 +35,7 @@ from groklab.analysis.fourier import (
     unembed_spectrum,
 )
 from groklab.analysis.grokking import final_metrics, grokking_events, joined_records, success_criteria
-from groklab.analysis.neurons import analyze_neurons
+from groklab.analysis.neurons import analyze_neurons, eq_activations
 from groklab.analysis.phases import phase_boundaries
 from groklab.analysis.progress import progress_measures
 from groklab.data import Dataset
@@ -94,9 +94,12 @@ def _coefficient_steps(steps: list[int], n: int) -> set[int]:
     return {steps[round(i * (len(steps) - 1) / (n - 1))] for i in range(n)}
 
 
-def _spectra(model: Any, ds: Dataset, step: int, basis: Basis | None = None, coefficients: bool = True) -> Spectra:
+def _spectra(
+    model: Any, ds: Dataset, step: int, basis: Basis | None = None, coefficients: bool = True, logits: Any = None
+) -> Spectra:
     """Embedding and unembedding spectra and (with ``coefficients``) the cos(w(s - c)) coefficients of
-    every frequency, in the task's basis (None where the basis cannot define them)."""
+    every frequency, in the task's basis (None where the basis cannot define them). ``logits``: the
+    model's logits over the analysed pairs, when the caller has them."""
     basis = basis if basis is not None else basis_of(ds)
     out = Spectra(step, None, None, None)
     if basis.token_reason is None:
@@ -104,7 +107,8 @@ def _spectra(model: Any, ds: Dataset, step: int, basis: Basis | None = None, coe
     if basis.pair_reason is None:
         out.unembed_norms = unembed_spectrum(model.W_L.detach(), basis).tolist()
         if coefficients:
-            out.cos_coefficients = cos_coefficients(_logits(model, ds, basis), basis, basis.frequencies).tolist()
+            logits = logits if logits is not None else _logits(model, ds, basis)
+            out.cos_coefficients = cos_coefficients(logits, basis, basis.frequencies).tolist()
     return out
 
 
@@ -137,8 +141,10 @@ def analyze_run(
     with_coefficients = _coefficient_steps([step for step, _ in states], SERIES_COEFFICIENT_STEPS)
     for i, (step, state) in enumerate(states):
         model.load_state_dict(state)
-        progress.append(progress_measures(model, ds, train, test, keys, step=step))
-        series.append(_spectra(model, ds, step, basis, coefficients=step in with_coefficients))
+        acts = eq_activations(model, ds.tokens)  # one forward pass serves both
+        progress.append(progress_measures(model, ds, train, test, keys, step=step, activations=acts))
+        logits = acts[2][basis.rows.to(acts[2].device)]
+        series.append(_spectra(model, ds, step, basis, coefficients=step in with_coefficients, logits=logits))
         if on_checkpoint:
             on_checkpoint(i + 1, len(states))
     model.load_state_dict(final_state)  # the loop ends on it too; stated for the reader

@@ -102,15 +102,17 @@ def progress_measures(
     test_pairs: Tensor | np.ndarray | Sequence[int],
     key_freqs: Sequence[int],
     step: int | None = None,
+    activations: tuple[Tensor, Tensor, Tensor] | None = None,
 ) -> Progress:
     """Every progress measure of ``model`` on task ``ds`` with fixed key frequencies ``key_freqs``.
 
     ``train_pairs`` / ``test_pairs`` are pair indices a*p + b (``data.make_split``). One pass of the
-    fast `=`-only path over all valid pairs gives logits and the last MLP's pre/post-activations.
+    fast `=`-only path over all valid pairs gives logits and the last MLP's pre/post-activations
+    (``activations``: that pass's ``eq_activations(model, ds.tokens)``, when the caller has it).
     """
     basis = basis_of(ds)
     keys = sorted(set(int(k) for k in key_freqs))
-    pre, post, logits = eq_activations(model, ds.tokens)
+    pre, post, logits = activations if activations is not None else eq_activations(model, ds.tokens)
     labels = ds.labels.to(logits.device)
     tr, te = _rows(ds, train_pairs).to(logits.device), _rows(ds, test_pairs).to(logits.device)
     wsq = weight_norm_sq(model)
