@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from groklab.config import Config, load_config
+from groklab.config import Config
 from groklab.records import Analysis
 from groklab.runs import Run, RunError, load_run
 
@@ -23,28 +23,12 @@ __all__ = ["analyze", "from_hooked_transformer", "train"]
 
 
 def _config(config: str | Path | Config, overrides: Mapping[str, Any] | Sequence[str] | None) -> Config:
-    if isinstance(config, Config):
-        if overrides:
-            from groklab.config import build_config, to_dict
+    """A preset name, YAML path or Config, with dotted overrides (a mapping, or ``key=value`` strings)."""
+    from groklab.config import build_config, parse_override, read_preset, to_dict
 
-            items = overrides.items() if isinstance(overrides, Mapping) else [_split(o) for o in overrides]
-            return build_config([to_dict(config)], list(items))
-        return config
-    if isinstance(overrides, Mapping):
-        overrides = [f"{k}={_yaml_value(v)}" for k, v in overrides.items()]
-    return load_config(str(config), list(overrides or []))
-
-
-def _split(item: str) -> tuple[str, Any]:
-    from groklab.config import parse_override
-
-    return parse_override(item)
-
-
-def _yaml_value(value: Any) -> str:
-    import yaml
-
-    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+    base = to_dict(config) if isinstance(config, Config) else read_preset(str(config))
+    items = overrides.items() if isinstance(overrides, Mapping) else map(parse_override, overrides or [])
+    return build_config([base], list(items))
 
 
 def train(
