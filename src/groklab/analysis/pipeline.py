@@ -62,21 +62,22 @@ def fourier_record(model: Any, ds: Dataset, keys: list[int], series: list[Spectr
     """The spectra of ``model`` (one checkpoint) in the task's basis with ``keys`` and the spectra
     over checkpoints ``series`` as given; a measure the basis cannot define is None with the reason."""
     basis = basis_of(ds)
-    one = _spectra(model, ds, -1, basis)
+    logits = _logits(model, ds, basis) if basis.pair_reason is None else None
+    one = _spectra(model, ds, -1, basis, logits=logits)
     rec = FourierRecord(
         p=ds.p, basis=basis.record(), frequencies=basis.frequencies, basis_labels=basis_labels(basis.n),
         embedding_norms=one.embedding_norms, unembed_norms=one.unembed_norms, key_frequencies=keys,
         over_checkpoints=series,
     )  # fmt: skip
-    for name in ("embedding_norms", "logit_norms"):
-        if basis.token_reason is not None:
-            rec.reasons[name] = basis.token_reason
+    if basis.token_reason is not None:
+        rec.reasons["embedding_norms"] = rec.reasons["logit_norms"] = basis.token_reason
     if basis.pair_reason is not None:
         rec.reasons["unembed_norms"] = rec.cos_coefficients_reason = basis.pair_reason
     if basis.table_reason is not None:
         rec.logit_norms_reason = basis.table_reason
     else:
-        rec.logit_norms = logit_fourier_norms(_logits(model, ds, basis), basis).tolist()  # [n, n]
+        assert logits is not None  # a table needs the structure map
+        rec.logit_norms = logit_fourier_norms(logits, basis).tolist()  # [n, n]
     if one.cos_coefficients is not None:
         rec.cos_coefficients = dict(zip(basis.frequencies, one.cos_coefficients, strict=True))
     return rec

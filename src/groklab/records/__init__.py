@@ -36,7 +36,6 @@ from groklab.records.mechanism import (
 )
 from groklab.records.serial import (
     RecordError,
-    finite_or_none,
     from_json,
     to_json,
 )
@@ -88,7 +87,6 @@ __all__ = [
     "Spectra",
     "Spread",
     "Summary",
-    "finite_or_none",
     "from_json",
     "to_json",
 ]

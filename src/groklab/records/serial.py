@@ -4,12 +4,11 @@ them back into the same dataclass (int dict keys, such as frequencies, are strin
 from __future__ import annotations
 
 import dataclasses
-import math
 import types
 import typing
 from typing import Any, TypeVar, Union
 
-__all__ = ["RecordError", "finite_or_none", "from_json", "to_json"]
+__all__ = ["RecordError", "from_json", "to_json"]
 
 T = TypeVar("T")
 
@@ -84,7 +83,3 @@ def _read_dataclass(cls: Any, data: Any, where: str) -> Any:
 def _expect(ok: bool, where: str, what: str, data: Any) -> None:
     if not ok:
         raise RecordError(f"{where}: expected {what}, got {type(data).__name__}")
-
-
-def finite_or_none(x: float) -> float | None:
-    return x if math.isfinite(x) else None
