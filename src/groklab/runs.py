@@ -222,18 +222,23 @@ class Run:
     def analysis(self) -> Analysis:
         """The typed analysis records (``groklab analyze`` / ``gl.analyze`` write them); RunError when
         missing or unreadable. Read once per version of ``summary.json``."""
-        from groklab.records import Analysis, RecordError, from_json
+        from groklab.records import Analysis
 
         sig = _file_sig(self.analysis_dir / "summary.json")
         if getattr(self, "_analysis_sig", None) != sig or sig is None:
-            try:
-                parts = {
-                    n: from_json(Analysis.field_type(n), self.read_record(n), n) for n in (*ANALYSIS_FILES, "progress")
-                }
-            except RecordError as e:
-                raise RunError(f"{self.analysis_dir}: {e}") from None
+            parts = {n: self.typed_record(n) for n in (*ANALYSIS_FILES, "progress")}
             self._analysis, self._analysis_sig = Analysis(**parts), sig
         return self._analysis
+
+    def typed_record(self, name: str) -> Any:
+        """One record of ``analysis/`` read into its type (a field of :class:`~groklab.records.Analysis`:
+        ``summary``, ``progress``, ``fourier``, ``neurons``, ``ablation``); RunError when missing or unreadable."""
+        from groklab.records import Analysis, RecordError, from_json
+
+        try:
+            return from_json(Analysis.field_type(name), self.read_record(name), name)
+        except RecordError as e:
+            raise RunError(f"{self.analysis_dir}: {e}") from None
 
     def has_analysis(self) -> bool:
         return (self.analysis_dir / "summary.json").is_file()

@@ -16,7 +16,7 @@ from typing import Any
 
 import streamlit as st
 
-from groklab.records import AblationReport, Analysis, Progress, RecordError, Summary, from_json
+from groklab.records import AblationReport, Progress, Summary
 from groklab.runs import Run, RunError, list_runs
 from groklab.summary import run_row
 
@@ -130,11 +130,7 @@ def metrics(run: Run) -> list[dict[str, Any]]:
 
 @st.cache_data(show_spinner=False, max_entries=512)
 def _record(path: str, name: str, sig: Signature) -> Any:
-    run = Run(Path(path))
-    try:
-        return from_json(Analysis.field_type(name), run.read_record(name), name)
-    except RecordError as e:
-        raise RunError(f"{run.analysis_dir}: {e}") from None
+    return Run(Path(path)).typed_record(name)
 
 
 def _read(run: Run, name: str) -> Any:
