@@ -21,6 +21,9 @@ from omegaconf.errors import OmegaConfBaseException
 __all__ = [
     "Config",
     "ConfigError",
+    "AnalysisConfig",
+    "GrokfastConfig",
+    "LLCConfig",
     "ModelConfig",
     "OptimConfig",
     "TaskConfig",
@@ -56,18 +59,37 @@ class ModelConfig:
     d_mlp: int = 512
     act: str = "relu"  # relu | gelu (transformer MLP; the mlp arch's hidden layers too)
     layernorm: bool = False
+    # attention rate alpha (Zhong et al. 2023): pattern = alpha * softmax + (1 - alpha); 1 = plain
+    attn_rate: float = 1.0
+    # initial weights multiplied by this (Omnigrok's init scale; the fixed norm holds it)
+    init_scale: float = 1.0
     # mlp: embed a and b (shared table), concatenate, hidden layers, unembed
     d_embed: int = 32
     hidden: list[int] = field(default_factory=lambda: [256])
 
 
 @dataclass
+class GrokfastConfig:
+    """Grokfast gradient filters (Lee et al. 2024): ``ema`` h = alpha h + (1 - alpha) g, g += lamb h;
+    ``ma`` g += lamb * mean of the last ``window`` gradients once the window is full."""
+
+    kind: str = "none"  # none | ema | ma
+    alpha: float = 0.98  # ema momentum
+    lamb: float | None = None  # amplification; null = the published default (ema 2.0, ma 5.0)
+    window: int = 100  # ma window
+
+
+@dataclass
 class OptimConfig:
-    name: str = "adamw"  # adamw | adam | sgd
+    name: str = "adamw"  # adamw | adam | sgd (adam and sgd: weight_decay is coupled L2)
     lr: float = 1.0e-3
     weight_decay: float = 1.0
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.98])  # adamw | adam
+    momentum: float = 0.9  # sgd only
     warmup_steps: int = 10  # linear warmup from lr/warmup_steps to lr
+    grokfast: GrokfastConfig = field(default_factory=GrokfastConfig)
+    orthogonal: bool = False  # the orthogonal gradient (Prieto et al. 2025) around the base optimizer
+    fixed_norm: bool = False  # rescale all parameters to their initial total L2 norm after every step
 
 
 @dataclass
@@ -82,6 +104,26 @@ class TrainConfig:
     loss_dtype: str = "float64"  # float64 | float32
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     stop_after_grok: int | None = None  # stop N steps after test acc has held >= 0.99
+    loss: str = "cross_entropy"  # cross_entropy | stablemax (Prieto et al. 2025)
+
+
+@dataclass
+class LLCConfig:
+    """Sampler settings of the local learning coefficient (SGLD, devinterp); the same at every
+    snapshot it is measured on."""
+
+    epsilon: float = 3.0e-3  # SGLD step size
+    n_beta: float = 2.0  # inverse temperature times n
+    gamma: float = 5.0  # localization strength
+    chains: int = 4
+    draws: int = 200
+    burnin: int = 0
+    snapshots: int = 8  # how many saved steps (spread over the run) get an estimate; 0 = none
+
+
+@dataclass
+class AnalysisConfig:
+    llc: LLCConfig = field(default_factory=LLCConfig)
 
 
 @dataclass
@@ -92,12 +134,15 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
 
 
 ARCHS = ("transformer", "mlp")
 ACTS = ("relu", "gelu")
 OPTIMIZERS = ("adamw", "adam", "sgd")
 LOSS_DTYPES = ("float64", "float32")
+LOSSES = ("cross_entropy", "stablemax")
+GROKFAST_KINDS = ("none", "ema", "ma")
 
 
 def preset_names() -> list[str]:
@@ -239,6 +284,25 @@ def validate(cfg: Config) -> None:
         len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas),
         f"optim.betas: need two values in [0, 1), got {o.betas}",
     )
+    need(0 <= m.attn_rate <= 1, f"model.attn_rate: must be in [0, 1], got {m.attn_rate}")
+    need(m.init_scale > 0, f"model.init_scale: must be positive, got {m.init_scale}")
+    need(0 <= o.momentum < 1, f"optim.momentum: must be in [0, 1), got {o.momentum}")
+    g = o.grokfast
+    need(
+        g.kind in GROKFAST_KINDS,
+        f"optim.grokfast.kind: must be one of {', '.join(GROKFAST_KINDS)}, got {g.kind!r}",
+    )
+    need(0 <= g.alpha < 1, f"optim.grokfast.alpha: must be in [0, 1), got {g.alpha}")
+    need(g.lamb is None or g.lamb >= 0, f"optim.grokfast.lamb: must be >= 0 or null, got {g.lamb}")
+    need(g.window > 0, f"optim.grokfast.window: must be positive, got {g.window}")
+    need(tr.loss in LOSSES, f"train.loss: must be one of {', '.join(LOSSES)}, got {tr.loss!r}")
+    llc = cfg.analysis.llc
+    for key in ("epsilon", "n_beta", "gamma"):
+        need(getattr(llc, key) > 0, f"analysis.llc.{key}: must be positive, got {getattr(llc, key)}")
+    for key in ("chains", "draws"):
+        need(getattr(llc, key) > 0, f"analysis.llc.{key}: must be positive, got {getattr(llc, key)}")
+    need(llc.burnin >= 0, f"analysis.llc.burnin: must be >= 0, got {llc.burnin}")
+    need(llc.snapshots >= 0, f"analysis.llc.snapshots: must be >= 0 (0: none), got {llc.snapshots}")
     need(o.warmup_steps >= 0, f"optim.warmup_steps: must be >= 0, got {o.warmup_steps}")
     need(tr.steps > 0, f"train.steps: must be positive, got {tr.steps}")
     need(tr.eval_every > 0, f"train.eval_every: must be positive, got {tr.eval_every}")
