@@ -35,9 +35,13 @@ TUNED = ("adamw_tuned", "adamw_grokfast_ema")  # rows that take the tuned lr and
 TUNED_LR_ONLY = ("orthogonal", "stablemax", "fixed_norm")  # the tuned lr, their own weight decay (0)
 
 
+THREADS: int | None = None  # torch threads per point (--threads); default: cores // workers
+
+
 def sweep(spec, out: Path, workers: int) -> list[dict]:
     points = expand(spec)
     pool, threads = make_executor("local", workers)
+    threads = THREADS or threads
     t0 = time.time()
     outcome = run_sweep(spec, points, out, pool, threads=threads)
     print(f"{spec.name}: {outcome.counts} in {time.time() - t0:.0f} s -> {out}", flush=True)
@@ -105,7 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("bench-out/interventions"))
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--stages", default="published,tune,eval")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads per point (default: cores // workers)")
     args = ap.parse_args(argv)
+    global THREADS
+    THREADS = args.threads
     args.out.mkdir(parents=True, exist_ok=True)
     stages = args.stages.split(",")
     results_path = args.out / "results.json"
