@@ -50,7 +50,7 @@ def sweep(spec, out: Path, workers: int) -> list[dict]:
 
 def published(out: Path, workers: int) -> dict:
     rows = sweep(load_spec("grokfast_mul97"), out / "grokfast_mul97", workers)
-    result = {r["optim.grokfast.kind"]: {"grokking_step": r["grokking_step"], "steps": r["steps"]} for r in rows}
+    result = {r["optim.grokfast.kind"]: {"grokking_step": r["grokking_step"], "steps": r["steps"], "budget": r["train.steps"]} for r in rows}
     print("published setting:", result, flush=True)
     return result
 

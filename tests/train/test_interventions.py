@@ -7,9 +7,9 @@ import torch
 from torch import nn
 
 from groklab.config import load_config
-from groklab.models import build_model
+from groklab.models import build_model, weight_norm_sq
 from groklab.runs import Run, load_checkpoint
-from groklab.train import resume_training, start_training
+from groklab.train import Callback, resume_training, start_training
 from groklab.train.interventions import (
     FixedNorm,
     GrokfastEMA,
@@ -119,17 +119,24 @@ def test_fixed_norm_rescales_jointly_to_the_initial_norm():
     torch.testing.assert_close(params[0].detach() / params[1].detach().norm(), ratio)  # a joint rescale
 
 
-def test_training_holds_the_fixed_norm_and_init_scale_scales_it(tmp_path):
+def test_training_holds_the_fixed_norm_after_every_step_and_init_scale_scales_it(tmp_path):
+    class Norms(Callback):
+        def __init__(self):
+            self.seen = []
+
+        def on_step(self, trainer, loss):
+            self.seen.append(weight_norm_sq(trainer.model) ** 0.5)
+
     over = ["train.steps=30", "train.eval_every=5", "optim.weight_decay=0", "optim.fixed_norm=true"]
-    run, _ = start_training(load_config("debug", [*over, "model.init_scale=0.5"]), tmp_path / "r")
+    norms = Norms()
+    run, _ = start_training(load_config("debug", [*over, "model.init_scale=0.5"]), tmp_path / "r", callbacks=[norms])
     cfg = load_config("debug")
     plain = build_model(cfg.model, cfg.task.p, seed=cfg.seed)
-    norm_at_1 = math.sqrt(sum(float(p.double().pow(2).sum()) for p in plain.parameters()))
-    norms = [r["weight_norm"] for r in run.metric_records()]
-    assert math.isclose(norms[0], 0.5 * norm_at_1, rel_tol=1e-6)
-    assert all(math.isclose(n, norms[0], rel_tol=1e-5) for n in norms)
+    norm_at_1 = weight_norm_sq(plain) ** 0.5
+    assert math.isclose(run.metric_records()[0]["weight_norm"], 0.5 * norm_at_1, rel_tol=1e-6)
+    assert len(norms.seen) == 30 and all(math.isclose(n, 0.5 * norm_at_1, rel_tol=1e-5) for n in norms.seen)
     free = start_training(load_config("debug", [*over[:3], "model.init_scale=0.5"]), tmp_path / "free")[0]
-    assert not math.isclose(free.metric_records()[-1]["weight_norm"], norms[0], rel_tol=1e-3)  # it would move
+    assert not math.isclose(free.metric_records()[-1]["weight_norm"], 0.5 * norm_at_1, rel_tol=1e-3)  # it would move
 
 
 @pytest.mark.parametrize(
