@@ -193,7 +193,10 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Records of a JSON-lines file; a torn (unparseable) last line is skipped, others are errors."""
     if not path.exists():
         return []
-    lines = path.read_text().splitlines()
+    try:
+        lines = path.read_text().splitlines()
+    except UnicodeDecodeError:
+        raise FileFormatError(f"{path}: not UTF-8 text") from None
     out = []
     for i, line in enumerate(lines):
         if not line.strip():

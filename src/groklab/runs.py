@@ -135,8 +135,10 @@ class Run:
     def config_dict(self) -> dict[str, Any]:
         try:
             data = yaml.safe_load(self.config_path.read_text())
-        except yaml.YAMLError:
+        except (yaml.YAMLError, UnicodeDecodeError):
             raise RunError(f"{self.config_path}: not valid YAML") from None
+        except OSError as e:
+            raise RunError(f"{self.config_path}: unreadable ({e.strerror})") from None
         if not isinstance(data, dict):
             raise RunError(f"{self.config_path}: not a config mapping")
         return data
@@ -157,8 +159,9 @@ class Run:
         try:
             with np.load(self.split_path) as z:
                 return z["train"], z["test"]
-        except (OSError, KeyError, ValueError) as e:
-            raise RunError(f"{self.split_path}: unreadable ({e})") from None
+        except Exception as e:  # numpy raises many types for a damaged archive (BadZipFile, EOFError, ...)
+            detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise RunError(f"{self.split_path}: unreadable ({detail})") from None
 
     @cached_property
     def dataset(self) -> Dataset:
@@ -174,9 +177,12 @@ class Run:
 
     def status(self) -> dict[str, Any]:
         try:
-            return json.loads(self.status_path.read_text())
-        except (OSError, json.JSONDecodeError):
+            data = json.loads(self.status_path.read_text())
+        except (OSError, ValueError):  # ValueError: not JSON, or not UTF-8
+            data = None
+        if not isinstance(data, dict) or data.get("state") not in STATES:
             return {"state": "unknown", "step": None, "error": "status.json missing or unreadable"}
+        return data
 
     def append_metrics(self, record: dict[str, Any]) -> None:
         """Append one evaluation record; a failed write leaves the file as it was."""
@@ -185,9 +191,13 @@ class Run:
     def metric_records(self) -> list[dict[str, Any]]:
         """The evaluation records of ``metrics.jsonl`` (a torn last line skipped)."""
         try:
-            return read_jsonl(self.metrics_path)
+            records = read_jsonl(self.metrics_path)
         except files.FileFormatError as e:
             raise RunError(str(e)) from None
+        for i, r in enumerate(records):
+            if not isinstance(r, dict) or not isinstance(r.get("step"), int):
+                raise RunError(f"{self.metrics_path}: record {i + 1} is not an evaluation record (no integer step)")
+        return records
 
     @property
     def metrics(self) -> pd.DataFrame:
@@ -249,7 +259,7 @@ class Run:
             return json.loads(path.read_text())
         except FileNotFoundError:
             raise RunError(f"{path}: {missing}") from None
-        except json.JSONDecodeError:
+        except ValueError:  # not JSON, or not UTF-8
             raise RunError(f"{path}: not valid JSON (run `groklab analyze {self.path}` again)") from None
 
     @property
@@ -305,7 +315,7 @@ class Run:
         """``figures/index.json``, or None when there is none (or it is unreadable)."""
         try:
             data = json.loads(self.figure_index_path.read_text())
-        except (OSError, json.JSONDecodeError):
+        except (OSError, ValueError):
             return None
         return data if isinstance(data, dict) else None
 
