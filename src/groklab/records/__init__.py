@@ -36,8 +36,10 @@ from groklab.records.mechanism import (
 )
 from groklab.records.serial import (
     RecordError,
+    finite_json,
     from_json,
     to_json,
+    untrusted_warning,
 )
 from groklab.records.summary import (
     AblationSummary,
@@ -87,6 +89,8 @@ __all__ = [
     "Spectra",
     "Spread",
     "Summary",
+    "finite_json",
     "from_json",
     "to_json",
+    "untrusted_warning",
 ]
