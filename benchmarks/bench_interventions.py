@@ -50,7 +50,13 @@ def sweep(spec, out: Path, workers: int) -> list[dict]:
 
 def published(out: Path, workers: int) -> dict:
     rows = sweep(load_spec("grokfast_mul97"), out / "grokfast_mul97", workers)
-    result = {r["optim.grokfast.kind"]: {"grokking_step": r["grokking_step"], "steps": r["steps"], "budget": r["train.steps"]} for r in rows}
+    result = {
+        f"{r['optim.grokfast.kind']} wd={r['optim.weight_decay']}": {
+            "grokking_step": r["grokking_step"], "memorization_step": r["memorization_step"], "steps": r["steps"],
+            "budget": r["train.steps"],
+        }
+        for r in rows
+    }  # fmt: skip
     print("published setting:", result, flush=True)
     return result
 
