@@ -31,7 +31,7 @@ from groklab.sweeps.methods import method_figure, method_markdown, method_table
 from groklab.sweeps.runner import run_sweep
 from groklab.sweeps.spec import parse_spec
 
-TUNED = ("adamw_tuned", "adamw_grokfast_ema")  # rows that take the tuned lr and weight decay
+TUNED = ("adamw_tuned",)  # rows that take the tuned lr and weight decay
 TUNED_LR_ONLY = ("orthogonal", "stablemax", "fixed_norm")  # the tuned lr, their own weight decay (0)
 
 
