@@ -24,8 +24,11 @@ def test_paired_table_with_censored_runs():
     slow = table["slow"]
     assert slow.stats.median is None and slow.stats.n_censored == 3  # censored, not dropped
     assert slow.speedup is not None and slow.speedup.median is None  # three seeds below every observed ratio
+    # those three ratios are below 400/1000, 600/1000 and 700/1000: the median is below 0.70
+    assert slow.n_below == 3 and slow.speedup_below == 0.7
     md = method_markdown(list(table.values()), "base")
-    assert "| slow | > 1000 [600, > 1000] | 2/5 |" in md and "0.9375" in md
+    assert "| slow | > 1000 [600, > 1000] | 2/5 | < 0.70 [< 0.70, 1.33] |" in md and "0.9375" in md
+    assert "| fast | 250 [100, 400] | 5/5 | 2.00 [2.00, 4.00] |" in md
     assert method_figure(list(table.values())).axes[0].get_yticklabels()[0].get_text() == "slow"
 
 

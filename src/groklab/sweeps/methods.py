@@ -28,6 +28,10 @@ class MethodRow:
     budget: int
     stats: SeedStats  # of steps
     speedup: SeedStats | None  # paired baseline / method; None for the baseline itself
+    # seeds where the method never grokked but the baseline did: each ratio is < baseline / budget,
+    # so any order statistic of rank <= their number is below the largest such bound
+    n_below: int = 0
+    speedup_below: float | None = None
 
 
 def method_table(
@@ -49,10 +53,12 @@ def method_table(
             raise ValueError(f"method {method!r} has seeds {seeds}, the baseline {base_seeds}: not paired")
         steps = [_steps(per_seed[s]) for s in seeds]
         base = [_steps(by_method[baseline][s]) for s in seeds]
+        budget = max(int(per_seed[s][budget_key]) for s in seeds)
+        bounds = [b / budget for b, m in zip(base, steps, strict=True) if m is None and b is not None]
         out.append(
             MethodRow(
-                method, seeds, steps, max(int(per_seed[s][budget_key]) for s in seeds), seed_stats(steps),
-                None if method == baseline else paired_ratios(base, steps),
+                method, seeds, steps, budget, seed_stats(steps),
+                None if method == baseline else paired_ratios(base, steps), len(bounds), max(bounds, default=None),
             )
         )  # fmt: skip
     return out
@@ -83,8 +89,10 @@ def method_markdown(table: list[MethodRow], baseline: str) -> str:
         if row.speedup is None:
             speed = "1 (baseline)"
         else:
-            u = row.speedup
-            speed = f"{_num(u.median, '.2f')} [{_num(u.ci_low, '.2f')}, {_num(u.ci_high, '.2f')}]"
+            u, below = row.speedup, f"< {row.speedup_below or 0:.2f}"
+            lo = below if u.ci_low is None and row.n_below >= 1 else _num(u.ci_low, ".2f")
+            med = below if u.median is None and row.n_below >= u.n // 2 + 1 else _num(u.median, ".2f")
+            speed = f"{med} [{lo}, {_num(u.ci_high, '.2f')}]"
             if u.n_uninformative:
                 speed += f" ({u.n_uninformative} seeds: both censored)"
         per_seed = ", ".join("-" if v is None else str(v) for v in row.steps)
@@ -95,7 +103,8 @@ def method_markdown(table: list[MethodRow], baseline: str) -> str:
     lines.append(
         f"CI: order-statistic interval for the median, coverage {', '.join(f'{c:.4f}' for c in sorted(coverage))} "
         "(5 seeds cannot reach 0.95: the widest interval is given with its exact coverage). "
-        "'> B': censored at the budget B (never grokked); '?': bounded only by a censored run; "
+        "'> B': censored at the budget B (never grokked); '< x': below x, bounded by runs of the method "
+        "that never grokked (x = baseline steps / budget); '?': unknown (bounded only by censored runs); "
         "'-' in the per-seed list: never grokked."
     )
     return "\n".join(lines)
