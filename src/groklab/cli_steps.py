@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from groklab.config import Config, ConfigError
+from groklab.config import Config, ConfigError, printable
 from groklab.conventions import basis_name
 from groklab.files import FAILURE_ERRNOS, describe_error
 from groklab.records import RecordError, Summary
@@ -58,7 +58,7 @@ def user_errors(fn: F) -> F:
 
 def _one_line(message: str) -> str:
     lines = message.strip().splitlines()
-    return " ".join(line.strip() for line in lines) if lines else "error"
+    return printable(" ".join(line.strip() for line in lines)) if lines else "error"
 
 
 @contextmanager

@@ -193,13 +193,20 @@ def parse_override(item: str) -> tuple[str, Any]:
     return key, value
 
 
-def _one_line(e: Exception) -> str:
+def error_line(e: Exception) -> str:
+    """The first line of an error's message (with the offending key, for OmegaConf's errors), as one
+    printable line: control characters (a newline inside a key, say) are escaped."""
     msg = str(e).strip().splitlines()
     first = msg[0] if msg else type(e).__name__
     full_key = getattr(e, "full_key", None)
-    if full_key and full_key not in first:
+    if full_key and str(full_key) not in first:
         first = f"{full_key}: {first}"
-    return first
+    return printable(first)
+
+
+def printable(text: str) -> str:
+    """``text`` with every non-printable character written as its escape (``\\n``, ``\\x04``)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _nested(key: str, value: Any) -> dict[str, Any]:
@@ -221,8 +228,8 @@ def build_config(layers: list[dict[str, Any]], overrides: list[tuple[str, Any]] 
         for key, value in overrides:
             base = OmegaConf.merge(base, _nested(key, value))
         cfg = OmegaConf.to_object(base)
-    except OmegaConfBaseException as e:
-        raise ConfigError(_one_line(e)) from None
+    except (OmegaConfBaseException, TypeError) as e:  # TypeError: OmegaConf merging a list into a mapping
+        raise ConfigError(error_line(e)) from None
     assert isinstance(cfg, Config)
     validate(cfg)
     return cfg

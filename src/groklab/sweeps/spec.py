@@ -41,7 +41,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from groklab.config import Config, ConfigError, read_preset, to_dict, validate
+from groklab.config import Config, ConfigError, error_line, read_preset, to_dict, validate
 from groklab.limits import too_many_points
 
 __all__ = ["Point", "SweepError", "SweepSpec", "expand", "load_spec", "parse_spec", "spec_names"]
@@ -175,24 +175,19 @@ def _lists(data: dict[str, Any], section: str, where: str) -> dict[str, list[Any
 
 
 # -- typed resolution ---------------------------------------------------------------------------------
-def _one_line(e: Exception) -> str:
-    lines = str(e).strip().splitlines()
-    return lines[0] if lines else type(e).__name__
-
-
 def _base_node(spec: SweepSpec) -> DictConfig:
     node = OmegaConf.structured(Config)
     try:
         return OmegaConf.merge(node, spec.base_layer)  # type: ignore[return-value]
     except OmegaConfBaseException as e:
-        raise SweepError(f"base {spec.base}: {_one_line(e)}") from None
+        raise SweepError(f"base {spec.base}: {error_line(e)}") from None
 
 
 def _assign(node: DictConfig, key: str, value: Any, where: str) -> None:
     try:
         OmegaConf.update(node, key, value, merge=True)
     except OmegaConfBaseException as e:
-        raise SweepError(f"{where}: {_one_line(e)}") from None
+        raise SweepError(f"{where}: {error_line(e)}") from None
 
 
 def _check_types(spec: SweepSpec, where: str) -> None:
@@ -214,7 +209,7 @@ def _resolve(spec: SweepSpec, values: dict[str, Any]) -> tuple[dict[str, Any], s
     try:
         cfg = OmegaConf.to_object(node)
     except OmegaConfBaseException as e:
-        raise SweepError(f"sweep {spec.name}: point {_describe(values)}: {_one_line(e)}") from None
+        raise SweepError(f"sweep {spec.name}: point {_describe(values)}: {error_line(e)}") from None
     assert isinstance(cfg, Config)
     try:
         validate(cfg)
