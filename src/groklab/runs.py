@@ -196,6 +196,8 @@ class Run:
 
         d = self.analysis_dir
         atomic_write(d / "progress.jsonl", "".join(json.dumps(to_json(r)) + "\n" for r in analysis.progress))
+        if analysis.lenses is not None:  # optional: analyses written before the lenses have none
+            atomic_write(d / "lenses.json", json.dumps(to_json(analysis.lenses), indent=1) + "\n")
         for name in ANALYSIS_FILES:
             atomic_write(d / f"{name}.json", json.dumps(to_json(getattr(analysis, name)), indent=1) + "\n")
 
@@ -227,6 +229,8 @@ class Run:
         sig = _file_sig(self.analysis_dir / "summary.json")
         if getattr(self, "_analysis_sig", None) != sig or sig is None:
             parts = {n: self.typed_record(n) for n in (*ANALYSIS_FILES, "progress")}
+            if (self.analysis_dir / "lenses.json").is_file():
+                parts["lenses"] = self.typed_record("lenses")
             self._analysis, self._analysis_sig = Analysis(**parts), sig
         return self._analysis
 

@@ -140,3 +140,16 @@ def test_circulant_fraction_of_noise_is_near_one_over_n_and_of_a_random_model_be
     # random initialisations: the baseline a trained model's fraction is compared with; far from 1
     assert all(f is not None and f < 0.5 for f in fractions)
     assert fractions[0] == pytest.approx(fractions[1], abs=0.15)
+
+
+@pytest.mark.parametrize("overrides", [["model.n_layers=1"], ["model.n_layers=2", "model.attn_rate=0.3"], ["model.layernorm=true"]])
+def test_input_logits_equal_the_model_at_its_own_inputs(overrides):
+    from groklab.analysis.clock import input_logits
+
+    cfg = load_config("debug", [f"task.p={P}", *overrides])
+    model = build_model(cfg.model, P, seed=3).double()
+    tokens = make_dataset("add", P).tokens
+    fn = input_logits(model)
+    with torch.no_grad():
+        got = fn.fn(*fn.inputs(tokens[:, 0], tokens[:, 1]))
+        assert torch.allclose(got, model.eq_logits(tokens), atol=1e-12)

@@ -27,31 +27,45 @@ from groklab.data import Dataset
 from groklab.models import MLPModel, Transformer, eval_mode
 from groklab.records.lenses import AgopFractions
 
-__all__ = ["agop", "agop_fractions", "circulant_fraction", "model_agop"]
+__all__ = ["agop", "agop_split", "agop_fractions", "circulant_fraction", "model_agop"]
 
-CHUNK = 256  # pairs per batched backward
+CHUNK = 512  # pairs per batched backward
 
 
 def agop(fn: InputLogits, a: Tensor, b: Tensor) -> Tensor:
     """The AGOP over the pairs ``(a, b)`` [N] with respect to the one-hot inputs: [2p, 2p]
     (rows/columns: a's tokens 0..p-1, then b's), in float64."""
+    return agop_split(fn, a, b, torch.ones(len(a), dtype=torch.bool))[0]
+
+
+def agop_split(fn: InputLogits, a: Tensor, b: Tensor, part: Tensor) -> tuple[Tensor, Tensor]:
+    """The AGOP over all pairs and over those where ``part`` [N] (bool) is True, from the same
+    gradients: ``(all, part)``."""
+    moments = _moments(fn, a, b, part)
+    W = torch.block_diag(fn.W_E, fn.W_E).to(torch.float64)  # [2p, 2d]
+    whole = W @ ((moments[0] + moments[1]) / len(a)) @ W.T
+    return whole, W @ (moments[0] / max(int(part.sum()), 1)) @ W.T
+
+
+def _moments(fn: InputLogits, a: Tensor, b: Tensor, part: Tensor) -> tuple[Tensor, Tensor]:
+    """Sums of g g^T over the pairs in ``part`` and over the rest, g = d logit_c / d [x0; x1]
+    for every class c: two [2d, 2d] float64 sums."""
     d = fn.W_E.shape[1]
-    moment = torch.zeros(2 * d, 2 * d, dtype=torch.float64)
+    inside, outside = (torch.zeros(2 * d, 2 * d, dtype=torch.float64) for _ in range(2))
     for start in range(0, len(a), CHUNK):
-        x0, x1 = (
-            x.detach().clone().requires_grad_(True)
-            for x in fn.inputs(a[start : start + CHUNK], b[start : start + CHUNK])
-        )
-        with torch.enable_grad():
+        sl = slice(start, start + CHUNK)
+        x0, x1 = (x.detach().clone().requires_grad_(True) for x in fn.inputs(a[sl], b[sl]))
+        with torch.enable_grad():  # callers may hold no_grad (eval_mode)
             logits = fn.fn(x0, x1)  # [B, p]
         n_out = logits.shape[1]
         eye = torch.eye(n_out, dtype=logits.dtype)[:, None, :].expand(n_out, len(x0), n_out)  # one class per grad
         g0, g1 = torch.autograd.grad(logits, (x0, x1), eye, is_grads_batched=True)  # [p, B, d] each
-        g = torch.cat([g0, g1], -1).flatten(0, 1).to(torch.float64)  # [p * B, 2d]
-        moment += g.T @ g
-    moment /= len(a)
-    W = torch.block_diag(fn.W_E, fn.W_E).to(torch.float64)  # [2p, 2d]
-    return W @ moment @ W.T
+        g = torch.cat([g0, g1], -1).to(torch.float64)  # [p, B, 2d]
+        mask = part[sl]
+        gi, go = g[:, mask].flatten(0, 1), g[:, ~mask].flatten(0, 1)
+        inside += gi.T @ gi
+        outside += go.T @ go
+    return inside, outside
 
 
 def circulant_fraction(M: Tensor) -> float:
@@ -75,11 +89,11 @@ def model_agop(
     fn = input_logits(model)
     with eval_mode(model):
         tokens = ds.tokens[basis.rows]
-        G = agop(fn, tokens[:, 0], tokens[:, 1])
         G_train = None
-        if train_rows is not None:
-            keep = torch.isin(basis.rows, train_rows)
-            G_train = agop(fn, tokens[keep, 0], tokens[keep, 1])
+        if train_rows is None:
+            G = agop(fn, tokens[:, 0], tokens[:, 1])
+        else:
+            G, G_train = agop_split(fn, tokens[:, 0], tokens[:, 1], torch.isin(basis.rows, train_rows))
     none = AgopFractions(None, None, None)
     if basis.token_reason is not None:
         return G, none, none, basis.token_reason

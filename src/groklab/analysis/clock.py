@@ -56,23 +56,37 @@ def input_logits(model: Transformer | MLPModel) -> InputLogits:
 
         return InputLogits(mlp_fn, model.embed.W_E.detach(), (zero, zero))
     W_E, W_pos = model.embed.W_E.detach(), model.pos_embed.W_pos.detach()
-    x2 = W_E[model.p] + W_pos[2]  # the `=` position's input
+    x2_in = W_E[model.p] + W_pos[2]  # the `=` position's input
 
     def tf_fn(x0: Tensor, x1: Tensor) -> Tensor:
-        x = torch.stack([x0, x1, x2.expand_as(x0)], 1)  # [B, 3, d_model]
-        for block in model.blocks:
-            x = block(x)
-        return model.unembed(model.ln_final(x[:, -1]))
+        """The `=` logits from the inputs of positions 0, 1 (causal: position j sees keys <= j),
+        computing only what they need, as ``forward_last`` does."""
+        x2 = x2_in.expand_as(x0)
+        blocks = model.block_list
+        for i, block in enumerate(blocks):
+            (k0, v0), (k1, v1), (k2, v2) = block.kv(x0), block.kv(x1), block.kv(x2)
+            q2 = block.q(x2)
+            out2 = block.finish(x2 + block.attn.mix([_dot(k0, q2), _dot(k1, q2), _dot(k2, q2)], [v0, v1, v2]))
+            if i < len(blocks) - 1:
+                q0, q1 = block.q(x0), block.q(x1)
+                x1 = block.finish(x1 + block.attn.mix([_dot(k0, q1), _dot(k1, q1)], [v0, v1]))
+                x0 = block.finish(x0 + block.attn.mix([_dot(k0, q0)], [v0]))
+            x2 = out2
+        return model.unembed(model.ln_final(x2))
 
     return InputLogits(tf_fn, W_E[: model.p], (W_pos[0], W_pos[1]))
+
+
+def _dot(k: Tensor, q: Tensor) -> Tensor:  # [B, head, d_head] x [B, head, d_head] -> [B, head]
+    return (k * q).sum(-1)
 
 
 def gradient_symmetricity(fn: InputLogits, a: Tensor, b: Tensor, c: Tensor) -> float:
     """Mean over the triples ``(a, b, c)`` [T] of cos(d logit_c / d x_0, d logit_c / d x_1)."""
     x0, x1 = (x.detach().clone().requires_grad_(True) for x in fn.inputs(a, b))
-    with torch.enable_grad():
-        logits = fn.fn(x0, x1)
-    g0, g1 = torch.autograd.grad(logits.gather(1, c[:, None]).sum(), (x0, x1))
+    with torch.enable_grad():  # callers may hold no_grad (eval_mode)
+        picked = fn.fn(x0, x1).gather(1, c[:, None]).sum()
+    g0, g1 = torch.autograd.grad(picked, (x0, x1))
     return float(torch.nn.functional.cosine_similarity(g0, g1, dim=-1).mean())
 
 

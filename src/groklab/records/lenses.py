@@ -67,8 +67,8 @@ class LensPoint:
     step: int
     gradient_symmetricity: float | None
     distance_irrelevance: float | None
-    agop: AgopFractions  # over all analysed pairs
-    agop_train: AgopFractions  # over the training pairs
+    agop: AgopFractions | None  # over all analysed pairs; None at steps without the AGOP
+    agop_train: AgopFractions | None  # over the training pairs
 
 
 @dataclass
@@ -78,5 +78,9 @@ class Lenses:
     attn_rate: float
     basis: str  # the structure map the blocks are ordered by (phi order)
     points: list[LensPoint]
-    agop_baseline: AgopFractions
+    agop_baseline: AgopFractions | None  # at the first saved step (initialisation)
+    agop_steps: list[int] = field(default_factory=list)  # the steps with an AGOP
+    # sqrt(AGOP) [2n, 2n] per AGOP step, for the figure: a's tokens in phi order, then b's in
+    # reversed phi order (the a-b block's circulant order), 4 significant digits
+    agop_sqrt: dict[int, list[list[float]]] = field(default_factory=dict)
     null_reasons: dict[str, str] = field(default_factory=dict)
