@@ -27,3 +27,14 @@ def test_collapse_threshold_is_float32_not_float64():
     # margin 15: 2 * exp(-15) = 6.1e-7 > 6e-8, not collapsed in float32
     c = softmax_collapse(torch.tensor([[15.0, 0.0, 0.0]]), torch.tensor([0]))
     assert (c.softmax_collapse, c.zero_loss_frac) == (0.0, 0.0)
+
+
+def test_collapse_and_zero_loss_agree_on_correct_samples_with_many_tiny_classes():
+    # 200 classes each exp(-16.5) = 6.8e-8 below the top: added one at a time to 1 each is lost
+    # (half an ulp is 6e-8), summed first they are 1.4e-5; the measure takes the softmax kernel's
+    # order, the one cross-entropy takes, so a correct sample is collapsed exactly when its loss is 0
+    logits = torch.zeros(3, 201)
+    logits[:, 0] = torch.tensor([16.5, 30.0, 10.0])
+    c = softmax_collapse(logits, torch.zeros(3, dtype=torch.long))
+    assert c.softmax_collapse == c.zero_loss_frac
+    assert c.softmax_collapse >= 1 / 3  # margin 30: exp(-30) * 200 = 1.9e-11, collapsed in any order

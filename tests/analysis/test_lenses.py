@@ -142,7 +142,9 @@ def test_circulant_fraction_of_noise_is_near_one_over_n_and_of_a_random_model_be
     assert fractions[0] == pytest.approx(fractions[1], abs=0.15)
 
 
-@pytest.mark.parametrize("overrides", [["model.n_layers=1"], ["model.n_layers=2", "model.attn_rate=0.3"], ["model.layernorm=true"]])
+@pytest.mark.parametrize(
+    "overrides", [["model.n_layers=1"], ["model.n_layers=2", "model.attn_rate=0.3"], ["model.layernorm=true"]]
+)
 def test_input_logits_equal_the_model_at_its_own_inputs(overrides):
     from groklab.analysis.clock import input_logits
 

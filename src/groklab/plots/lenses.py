@@ -39,6 +39,7 @@ def llc_curve(llc: LLCSeries, metrics: Metrics, events: GrokkingEvents | None, t
     right.plot(*metric_series(metrics, "test_loss", positive=True), color=COLORS["test"], lw=1.2, label="test loss")
     log_axis(right, "y")
     right.set_ylabel("test loss (nats, log scale)", color=COLORS["test"])
+    right.set_xlabel("training step (log scale)")
     mark_events(ax, events)
     log_axis(ax, "x")
     ax.set_xlabel("training step (log scale)")
@@ -102,8 +103,9 @@ def agop_panels(mats: Mapping[int, Sequence[Sequence[float]]], p_label: str, tit
         ax.set_title(f"step {step}", fontsize=9)
         ax.set_xticks([n / 2, 3 * n / 2], ["a", "b"])
         ax.set_yticks([n / 2, 3 * n / 2], ["a", "b"])
-        fig.colorbar(im, ax=ax, shrink=0.7)
-    fig.supxlabel(f"tokens in {p_label} order", fontsize=8)
+        ax.set_xlabel(f"input token ({p_label} order)", fontsize=8)
+        ax.set_ylabel(f"input token ({p_label} order)", fontsize=8)
+        fig.colorbar(im, ax=ax, shrink=0.7, label="sqrt(AGOP)")
     return fig
 
 
