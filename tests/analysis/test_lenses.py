@@ -143,12 +143,18 @@ def test_circulant_fraction_of_noise_is_near_one_over_n_and_of_a_random_model_be
 
 
 @pytest.mark.parametrize(
-    "overrides", [["model.n_layers=1"], ["model.n_layers=2", "model.attn_rate=0.3"], ["model.layernorm=true"]]
+    "preset, overrides",
+    [
+        ("debug", ["model.n_layers=1"]),
+        ("debug", ["model.n_layers=2", "model.attn_rate=0.3"]),
+        ("debug", ["model.layernorm=true"]),
+        ("mlp", []),  # the MLP's inputs are its own embeddings of a and b
+    ],
 )
-def test_input_logits_equal_the_model_at_its_own_inputs(overrides):
+def test_input_logits_equal_the_model_at_its_own_inputs(preset, overrides):
     from groklab.analysis.clock import input_logits
 
-    cfg = load_config("debug", [f"task.p={P}", *overrides])
+    cfg = load_config(preset, [f"task.p={P}", *overrides])
     model = build_model(cfg.model, P, seed=3).double()
     tokens = make_dataset("add", P).tokens
     fn = input_logits(model)
