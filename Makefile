@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 TORCH := torch==2.13.0
 CONSTRAINT := $(VENV)/torch-constraint.txt
 
-.PHONY: reproduce test install install-all lint clean
+.PHONY: reproduce test fuzz install install-all lint clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -38,6 +38,10 @@ test: install-all
 	$(BIN)/ruff check src tests
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q tests
+
+# The property-based tests with the long budget (hypothesis profile "long"); `make test` runs them small.
+fuzz: install-all
+	GROKLAB_HYPOTHESIS_PROFILE=long OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q tests/test_fuzz.py --hypothesis-show-statistics
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -74,3 +74,16 @@ def mlp_mul_run(tmp_path_factory) -> Path:
     assert result.state == "completed"
     run.write_analysis(analyze_run(run))
     return out
+
+
+# Property-based tests (tests/test_fuzz*.py): a small budget in `make test` ("ci"), a long one for
+# `make fuzz` ("long"); GROKLAB_HYPOTHESIS_PROFILE chooses.
+try:
+    from hypothesis import HealthCheck, settings
+
+    _slow = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large]
+    settings.register_profile("ci", max_examples=25, deadline=None, suppress_health_check=_slow, derandomize=True)
+    settings.register_profile("long", max_examples=400, deadline=None, suppress_health_check=_slow)
+    settings.load_profile(os.environ.get("GROKLAB_HYPOTHESIS_PROFILE", "ci"))
+except ImportError:  # the dev extra is not installed: the fuzz tests skip themselves
+    pass

@@ -14,9 +14,11 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from groklab.config import Config, ConfigError
 from groklab.conventions import basis_name
+from groklab.files import FAILURE_ERRNOS, describe_error
 from groklab.records import RecordError, Summary
 from groklab.runs import Run, RunError
 
@@ -30,22 +32,33 @@ class BadInput(Exception):
     """Raised by commands for user errors not covered by ConfigError / RunError."""
 
 
-def fail(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
+def fail(message: str, code: int = 2) -> None:
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
 
 
 def user_errors(fn: F) -> F:
-    """Turn the known bad-input exceptions into a one-line message and exit code 2."""
+    """Turn the known exceptions into a one-line message: bad input (config, run directory, records,
+    arguments, a file that cannot be read) exits 2; the machine failing us (disk full, quota, I/O
+    error, read-only file system, out of memory: :data:`groklab.files.FAILURE_ERRNOS`) exits 1."""
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except (ConfigError, RunError, RecordError, BadInput) as e:
-            fail(str(e))
+            fail(_one_line(str(e)))
+        except MemoryError as e:
+            fail(describe_error(e), 1)
+        except OSError as e:
+            fail(describe_error(e), 1 if e.errno in FAILURE_ERRNOS else 2)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _one_line(message: str) -> str:
+    lines = message.strip().splitlines()
+    return " ".join(line.strip() for line in lines) if lines else "error"
 
 
 @contextmanager

@@ -256,6 +256,7 @@ def to_yaml(cfg: Config) -> str:
 def validate(cfg: Config) -> None:
     """Check value ranges the type system cannot; raise :class:`ConfigError` on the first problem."""
     from groklab.data import OPERATIONS, is_prime, valid_pairs_count
+    from groklab.limits import task_too_large
 
     def need(ok: bool, msg: str) -> None:
         if not ok:
@@ -264,6 +265,8 @@ def validate(cfg: Config) -> None:
     t, m, o, tr = cfg.task, cfg.model, cfg.optim, cfg.train
     need(t.op in OPERATIONS, f"task.op: unknown operation {t.op!r} (known: {', '.join(OPERATIONS)})")
     need(t.p >= 2, f"task.p: must be >= 2, got {t.p}")
+    too_large = task_too_large(cfg)  # before anything below builds the p^2 table of pairs
+    need(too_large is None, str(too_large))
     op = OPERATIONS[t.op]
     need(not op.needs_prime or is_prime(t.p), f"task.p: operation {t.op!r} needs a prime p, got {t.p}")
     need(0 < t.train_frac < 1, f"task.train_frac: must be in (0, 1), got {t.train_frac}")

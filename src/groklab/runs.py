@@ -4,6 +4,18 @@ and reading it all back (``load_run``, the model at a step): the one reader of a
 Every write is atomic (temporary file in the same directory, then rename). ``metrics.jsonl`` is
 append-only and readers skip a torn last line. A run being written holds an exclusive ``flock`` on
 ``.lock``; a second writer is refused, and a killed writer's lock dies with its process.
+
+Readers of a run being trained (``analyze``, ``figures``, ``report``, ``list``, the dashboard, the
+Python API) read a *consistent prefix*: every file they open is complete (checkpoints, snapshots,
+status and analysis files appear only by rename; a torn last metrics line is skipped), they see the
+steps saved so far and never take the training lock, so the training run goes on undisturbed.
+The analysis of such a run covers its saved steps so far and says so in its warnings; ``analysis/``
+is written under its own lock (``analysis/.lock``), so a second ``analyze`` at the same moment is
+kept from mixing two analyses' files: the second waits for the first to finish writing, and a
+reader of ``Run.analysis`` takes the lock shared, so it reads one analysis, never parts of two. ``export`` refuses a run being trained.
+
+A write that fails (disk full) raises an OSError naming the file and leaves no half-written file
+under a final name (see :mod:`groklab.files`).
 """
 
 from __future__ import annotations
@@ -52,6 +64,7 @@ __all__ = [
 STATES = ("running", "completed", "failed", "interrupted")
 _STEP_FILE = re.compile(r"^step_(\d{7,})\.pt$")
 _SNAPSHOT_FILE = re.compile(r"^step_(\d{7,})\.(?:pt|safetensors)$")  # safetensors: from a release bundle
+ANALYSIS_LOCK_WAIT_S = 30.0  # a second writer of analysis/ waits this long for the first to finish writing
 ANALYSIS_FILES = ("fourier", "neurons", "ablation", "summary")  # summary last: its presence means complete
 
 
@@ -122,8 +135,10 @@ class Run:
     def config_dict(self) -> dict[str, Any]:
         try:
             data = yaml.safe_load(self.config_path.read_text())
-        except yaml.YAMLError:
+        except (yaml.YAMLError, UnicodeDecodeError):
             raise RunError(f"{self.config_path}: not valid YAML") from None
+        except OSError as e:
+            raise RunError(f"{self.config_path}: unreadable ({e.strerror})") from None
         if not isinstance(data, dict):
             raise RunError(f"{self.config_path}: not a config mapping")
         return data
@@ -144,8 +159,9 @@ class Run:
         try:
             with np.load(self.split_path) as z:
                 return z["train"], z["test"]
-        except (OSError, KeyError, ValueError) as e:
-            raise RunError(f"{self.split_path}: unreadable ({e})") from None
+        except Exception as e:  # numpy raises many types for a damaged archive (BadZipFile, EOFError, ...)
+            detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise RunError(f"{self.split_path}: unreadable ({detail})") from None
 
     @cached_property
     def dataset(self) -> Dataset:
@@ -161,21 +177,27 @@ class Run:
 
     def status(self) -> dict[str, Any]:
         try:
-            return json.loads(self.status_path.read_text())
-        except (OSError, json.JSONDecodeError):
+            data = json.loads(self.status_path.read_text())
+        except (OSError, ValueError):  # ValueError: not JSON, or not UTF-8
+            data = None
+        if not isinstance(data, dict) or data.get("state") not in STATES:
             return {"state": "unknown", "step": None, "error": "status.json missing or unreadable"}
+        return data
 
     def append_metrics(self, record: dict[str, Any]) -> None:
-        with open(self.metrics_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-            f.flush()
+        """Append one evaluation record; a failed write leaves the file as it was."""
+        files.append_line(self.metrics_path, json.dumps(record) + "\n")
 
     def metric_records(self) -> list[dict[str, Any]]:
         """The evaluation records of ``metrics.jsonl`` (a torn last line skipped)."""
         try:
-            return read_jsonl(self.metrics_path)
+            records = read_jsonl(self.metrics_path)
         except files.FileFormatError as e:
             raise RunError(str(e)) from None
+        for i, r in enumerate(records):
+            if not isinstance(r, dict) or not isinstance(r.get("step"), int):
+                raise RunError(f"{self.metrics_path}: record {i + 1} is not an evaluation record (no integer step)")
+        return records
 
     @property
     def metrics(self) -> pd.DataFrame:
@@ -191,15 +213,41 @@ class Run:
 
     # -- analysis ----------------------------------------------------------------------------------
     def write_analysis(self, analysis: Analysis) -> None:
-        """Write ``analysis/`` (each file atomic; summary.json last, so its presence means complete)."""
-        from groklab.records import to_json
+        """Write ``analysis/`` under its lock, all files or none (a failure, such as a full disk,
+        leaves the previous analysis whole; summary.json is renamed last, so its presence means
+        complete). A NaN or infinite measure is written as null, and its place and reason go
+        into ``summary.untrusted`` (also set on ``analysis``) and one line of ``summary.warnings``."""
+        from groklab.records import finite_json, untrusted_warning
 
         d = self.analysis_dir
-        atomic_write(d / "progress.jsonl", "".join(json.dumps(to_json(r)) + "\n" for r in analysis.progress))
+        d.mkdir(parents=True, exist_ok=True)
+        parts, untrusted = {}, {}
+        for name in ("progress", *ANALYSIS_FILES[:-1]):
+            parts[name], flags = finite_json(getattr(analysis, name), name)
+            untrusted.update(flags)
+        extra = {}
         if analysis.lenses is not None:  # optional: analyses written before the lenses have none
-            atomic_write(d / "lenses.json", json.dumps(to_json(analysis.lenses), indent=1) + "\n")
-        for name in ANALYSIS_FILES:
-            atomic_write(d / f"{name}.json", json.dumps(to_json(getattr(analysis, name)), indent=1) + "\n")
+            lenses, flags = finite_json(analysis.lenses, "lenses")
+            untrusted.update(flags)
+            extra[d / "lenses.json"] = json.dumps(lenses, indent=1) + "\n"
+        summary = analysis.summary
+        _, flags = finite_json(summary, "summary")
+        summary.untrusted = {**untrusted, **flags}
+        summary.warnings = [w for w in summary.warnings if not w.startswith("untrusted numbers:")]
+        if summary.untrusted:
+            summary.warnings.append(untrusted_warning(summary.untrusted))
+        parts["summary"], _ = finite_json(summary, "summary")
+        try:
+            with files.exclusive_lock(d / ".lock", wait_s=ANALYSIS_LOCK_WAIT_S):
+                files.atomic_write_many(
+                    {
+                        d / "progress.jsonl": "".join(json.dumps(r) + "\n" for r in parts["progress"]),
+                        **extra,
+                        **{d / f"{n}.json": json.dumps(parts[n], indent=1) + "\n" for n in ANALYSIS_FILES},
+                    }
+                )
+        except files.LockHeld as e:
+            raise RunLockedError(f"{d}: being written by another analysis (pid {e.holder}); try again") from None
 
     def read_record(self, name: str) -> Any:
         """The raw JSON of ``analysis/NAME.json`` (``progress``: the lines of progress.jsonl)."""
@@ -217,7 +265,7 @@ class Run:
             return json.loads(path.read_text())
         except FileNotFoundError:
             raise RunError(f"{path}: {missing}") from None
-        except json.JSONDecodeError:
+        except ValueError:  # not JSON, or not UTF-8
             raise RunError(f"{path}: not valid JSON (run `groklab analyze {self.path}` again)") from None
 
     @property
@@ -228,9 +276,14 @@ class Run:
 
         sig = _file_sig(self.analysis_dir / "summary.json")
         if getattr(self, "_analysis_sig", None) != sig or sig is None:
-            parts = {n: self.typed_record(n) for n in (*ANALYSIS_FILES, "progress")}
-            if (self.analysis_dir / "lenses.json").is_file():
-                parts["lenses"] = self.typed_record("lenses")
+            try:
+                with files.shared_lock(self.analysis_dir / ".lock"):
+                    parts = {n: self.typed_record(n) for n in (*ANALYSIS_FILES, "progress")}
+                    if (self.analysis_dir / "lenses.json").is_file():  # optional (newer lenses)
+                        parts["lenses"] = self.typed_record("lenses")
+                    sig = _file_sig(self.analysis_dir / "summary.json")
+            except files.LockHeld:
+                raise RunLockedError(f"{self.analysis_dir}: being written by an analysis; try again") from None
             self._analysis, self._analysis_sig = Analysis(**parts), sig
         return self._analysis
 
@@ -270,7 +323,7 @@ class Run:
         """``figures/index.json``, or None when there is none (or it is unreadable)."""
         try:
             data = json.loads(self.figure_index_path.read_text())
-        except (OSError, json.JSONDecodeError):
+        except (OSError, ValueError):
             return None
         return data if isinstance(data, dict) else None
 

@@ -74,9 +74,16 @@ def test_resume_in_process_is_bit_identical(tmp_path, batch):
     assert _metrics(tmp_path / "straight") == _metrics(run.path)
 
 
-def test_resume_after_kill_is_bit_identical(tmp_path, cli):
+# every intervention that carries state, on together (train/interventions.py)
+INTERVENTIONS = ["optim.grokfast.kind=ema", "optim.orthogonal=true", "optim.fixed_norm=true", "train.loss=stablemax"]
+
+
+@pytest.mark.parametrize("options", [[], INTERVENTIONS], ids=["plain", "interventions"])
+def test_resume_after_kill_is_bit_identical(tmp_path, cli, options):
     over = ["--set", "train.steps=1500", "--set", "train.eval_every=50", "--set", "train.checkpoint_every=100"]
     over += ["--set", "train.snapshot_every=200"]
+    for option in options:
+        over += ["--set", option]
     assert cli("train", "--config", "debug", *over, "--out", tmp_path / "straight").returncode == 0
     killed = tmp_path / "killed"
     proc = subprocess.Popen(

@@ -15,7 +15,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from groklab.analysis.grokking import grokking_events, series, value_at
+from groklab.analysis.grokking import grokking_events, series
 from groklab.conventions import CLEANUP_CONFIRM_RECORDS, CLEANUP_LOSS_TOL, GINI_PLATEAU_TOL, ONSET_DROP
 from groklab.records import GrokkingEvents, PhaseChange, Phases
 
@@ -163,12 +163,16 @@ def _null_reason(records: Sequence[dict[str, Any]], key: str) -> str:
 
 
 def _changes(records: Sequence[dict[str, Any]], ph: Phases) -> list[PhaseChange]:
+    """Each measure at the first and the last step inside the phase where it exists: the boundary
+    itself when it has the measure (a progress measure needs saved weights there), else the nearest
+    such step inside [start, end]; ``start_step`` and ``end_step`` say which."""
     out = []
     for name, a, b in ph.spans():
         vals = {}
         for key in CHANGE_KEYS:
-            va, vb = value_at(records, key, a), value_at(records, key, b)
-            if va is not None and vb is not None:
-                vals[key] = {"start": va, "end": vb}
+            inside = [(s, v) for s, v in series(records, key) if a <= s <= b]
+            if len(inside) >= 2:
+                (sa, va), (sb, vb) = inside[0], inside[-1]
+                vals[key] = {"start": va, "end": vb, "start_step": sa, "end_step": sb}
         out.append(PhaseChange(name, a, b, vals))
     return out

@@ -13,13 +13,20 @@ __all__ = ["HookPoint", "HookedModule", "MLPModel", "Transformer", "build_model"
 
 
 def build_model(cfg: ModelConfig, p: int, seed: int | None = None) -> Transformer | MLPModel:
-    """The model for ``cfg.arch``; with ``seed``, its initial weights come from that seed alone."""
+    """The model for ``cfg.arch``; with ``seed``, its initial weights come from that seed alone. Every
+    initial parameter is multiplied by ``cfg.init_scale`` (1 = the architecture's own init)."""
     cls: type[Transformer] | type[MLPModel] = Transformer if cfg.arch == "transformer" else MLPModel
     if seed is None:
-        return cls(cfg, p)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return cls(cfg, p)
+        model = cls(cfg, p)
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = cls(cfg, p)
+    if cfg.init_scale != 1:
+        with torch.no_grad():
+            for prm in model.parameters():
+                prm.mul_(cfg.init_scale)
+    return model
 
 
 def weight_norm_sq(model: torch.nn.Module) -> float:

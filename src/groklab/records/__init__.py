@@ -45,8 +45,10 @@ from groklab.records.mechanism import (
 )
 from groklab.records.serial import (
     RecordError,
+    finite_json,
     from_json,
     to_json,
+    untrusted_warning,
 )
 from groklab.records.summary import (
     AblationSummary,
@@ -103,6 +105,8 @@ __all__ = [
     "Spectra",
     "Spread",
     "Summary",
+    "finite_json",
     "from_json",
     "to_json",
+    "untrusted_warning",
 ]

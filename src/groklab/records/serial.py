@@ -4,11 +4,12 @@ them back into the same dataclass (int dict keys, such as frequencies, are strin
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, TypeVar, Union
 
-__all__ = ["RecordError", "from_json", "to_json"]
+__all__ = ["RecordError", "finite_json", "from_json", "to_json", "untrusted_warning"]
 
 T = TypeVar("T")
 
@@ -31,6 +32,32 @@ def to_json(obj: Any) -> Any:
     return obj
 
 
+def finite_json(obj: Any, where: str) -> tuple[Any, dict[str, str]]:
+    """:func:`to_json` of ``obj`` with every NaN or infinite number replaced by None, and where each
+    was (``where`` then the path: ``progress[3].restricted_loss``) with the reason (``NaN``,
+    ``+inf``, ``-inf``). A number that cannot be trusted is recorded as null, never as a number."""
+    flags: dict[str, str] = {}
+
+    def clean(value: Any, at: str) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            flags[at] = "NaN" if math.isnan(value) else ("+inf" if value > 0 else "-inf")
+            return None
+        if isinstance(value, dict):
+            return {k: clean(v, f"{at}.{k}") for k, v in value.items()}
+        if isinstance(value, list):
+            return [clean(v, f"{at}[{i}]") for i, v in enumerate(value)]
+        return value
+
+    return clean(to_json(obj), where), flags
+
+
+def untrusted_warning(untrusted: dict[str, str], shown: int = 3) -> str:
+    """The one-line warning that flags non-finite measures (recorded as null) in a summary."""
+    first = ", ".join(f"{k} ({v})" for k, v in list(untrusted.items())[:shown])
+    more = f" and {len(untrusted) - shown} more" if len(untrusted) > shown else ""
+    return f"untrusted numbers: {len(untrusted)} measure(s) were NaN or infinite, recorded as null: {first}{more}"
+
+
 def from_json(tp: type[T], data: Any, where: str = "record") -> T:
     """Read ``data`` (as :func:`to_json` wrote it) back into type ``tp``; RecordError on a mismatch."""
     return typing.cast(T, _read(tp, data, where))
@@ -45,6 +72,8 @@ def _read(tp: Any, data: Any, where: str) -> Any:
             return None
         arms = [a for a in args if a is not type(None)]
         return _read(arms[0], data, where) if len(arms) == 1 else data
+    if data is None and tp is float:
+        return math.nan  # a measure recorded as null because it was not finite (see finite_json)
     if data is None:
         raise RecordError(f"{where}: missing value (expected {getattr(tp, '__name__', tp)})")
     if origin is list:

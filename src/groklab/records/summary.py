@@ -67,6 +67,7 @@ class Summary:
     warnings: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
     device: str = "cpu"
+    untrusted: dict[str, str] = field(default_factory=dict)  # measure path -> why it is null (NaN, +inf, -inf)
 
 
 @dataclass

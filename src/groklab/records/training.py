@@ -53,7 +53,7 @@ class PhaseChange:
     phase: str
     start: int
     end: int
-    measures: dict[str, dict[str, float]]  # {measure: {"start": v, "end": v}}
+    measures: dict[str, dict[str, float]]  # {measure: {"start": v, "end": v, "start_step": s, "end_step": s}}
 
 
 @dataclass

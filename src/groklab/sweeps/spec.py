@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -41,6 +42,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from groklab.config import Config, ConfigError, read_preset, to_dict, validate
+from groklab.limits import too_many_points
 
 __all__ = ["Point", "SweepError", "SweepSpec", "expand", "load_spec", "parse_spec", "spec_names"]
 
@@ -139,6 +141,10 @@ def parse_spec(
             if key in seen:
                 raise SweepError(f"{where}: key {key!r} appears in both {seen[key]} and {section}")
             seen[key] = section
+    n_points = math.prod(len(v) for v in grid.values()) * (len(next(iter(zip_.values()))) if zip_ else 1)
+    too_many = too_many_points(n_points)
+    if too_many:
+        raise SweepError(f"{where}: {too_many}")
     spec = SweepSpec(name, base, base_layer, set_, grid, zip_, raw=data)
     _check_types(spec, where)
     return spec

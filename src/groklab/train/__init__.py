@@ -10,6 +10,7 @@ from typing import Any
 
 from groklab.config import Config, to_yaml
 from groklab.data import make_dataset, make_split
+from groklab.files import describe_error
 from groklab.models import MLPModel, Transformer
 from groklab.runs import Run
 from groklab.train.checkpoint import load_newest_valid
@@ -29,11 +30,18 @@ Callbacks = list[Callback | Callable[[EvalResult], None]] | None
 
 
 def _train(trainer: Trainer) -> TrainResult:
+    """Run the loop; on an exception record ``failed`` (``interrupted`` for Ctrl-C) with the reason
+    in status.json, then re-raise. When status.json itself cannot be written (the disk is full), it
+    keeps its last content (``running``); the training lock dies with the process, so readers and
+    sweeps see a killed run, and ``--resume`` continues it from its newest checkpoint all the same."""
     try:
         return trainer.train()
     except BaseException as e:
         state = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
-        trainer.run_dir.write_status(state, trainer.step, f"{type(e).__name__}: {e}".strip(": "))
+        try:
+            trainer.run_dir.write_status(state, trainer.step, describe_error(e))
+        except OSError:
+            pass  # the original error says why; see above
         raise
 
 

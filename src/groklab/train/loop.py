@@ -30,6 +30,7 @@ from groklab.data import Dataset, make_dataset
 from groklab.models import MLPModel, Transformer, build_model, eval_mode, weight_norm_sq
 from groklab.runs import Run
 from groklab.train.checkpoint import SnapshotSchedule, capture_rng, checkpoint_steps, restore_rng
+from groklab.train.interventions import Interventions, training_loss
 from groklab.train.optim import build_optimizer, build_scheduler
 
 __all__ = ["Callback", "EvalResult", "TrainResult", "Trainer", "resolve_device"]
@@ -122,6 +123,7 @@ class Trainer:
             model = build_model(cfg.model, cfg.task.p, seed=cfg.seed)
         self.model = check_model(model, cfg).to(self.device)
         self.opt = build_optimizer(self.model, cfg.optim)
+        self.interventions = Interventions(cfg, self.model)  # filters, projection, fixed norm
         self.sched = build_scheduler(self.opt, cfg.optim.warmup_steps)
         self.generator = torch.Generator().manual_seed(cfg.seed)  # minibatch order only
         self.perm: Tensor | None = None
@@ -142,6 +144,7 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.opt.state_dict(),
             "scheduler": self.sched.state_dict(),
+            "interventions": self.interventions.state_dict(),
             "rng": capture_rng(self.generator),
             "sampler": {"perm": self.perm, "pos": self.perm_pos},
         }
@@ -150,6 +153,7 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
+        self.interventions.load_state_dict(state.get("interventions"))
         restore_rng(state["rng"], self.generator)
         self.perm, self.perm_pos = state["sampler"]["perm"], state["sampler"]["pos"]
         self.step, self.elapsed = state["step"], state["elapsed_s"]
@@ -228,7 +232,7 @@ class Trainer:
             while self.step < cfg.steps:
                 t0 = time.perf_counter()
                 x, y = self.next_batch()
-                loss = F.cross_entropy(self.model.forward_last(x).to(self.loss_dtype), y)
+                loss = training_loss(self.cfg.train.loss, self.model.forward_last(x), y, self.loss_dtype)
                 loss_value = loss.item()
                 if not math.isfinite(loss_value):
                     error = f"non-finite training loss ({loss_value}) at step {self.step}"
@@ -237,7 +241,9 @@ class Trainer:
                     return TrainResult("failed", self.step, error, last)
                 self.opt.zero_grad(set_to_none=True)
                 loss.backward()
+                self.interventions.before_step()  # Grokfast filter, then the orthogonal projection
                 self.opt.step()
+                self.interventions.after_step()  # fixed-norm rescale
                 self.sched.step()
                 self.step += 1
                 self.elapsed += time.perf_counter() - t0

@@ -15,7 +15,7 @@ from groklab.conventions import PHASE_COLORS, PHASE_LABELS, PHASES, basis_name, 
 from groklab.dashboard import charts, compute, data
 from groklab.dashboard.data import RunRef
 from groklab.dashboard.views import ablations, caption, fmt, lenses, section
-from groklab.records import GrokkingEvents, Phases, Summary
+from groklab.records import GrokkingEvents, Phases, Summary, untrusted_warning
 from groklab.runs import Run, RunError
 
 __all__ = ["REFRESH_S", "TABS", "events_and_source", "render"]
@@ -43,6 +43,8 @@ def render(refs: list[RunRef]) -> None:
             f"{cfg.model.arch} · seed {cfg.seed}"
         )
     summary = _summary(run, warn=True)
+    if summary is not None and summary.untrusted:  # NaN/inf measures, recorded as null
+        st.warning(untrusted_warning(summary.untrusted))
     training = run.status().get("state") == "running" and run.is_locked()
     auto = training and st.toggle("Refresh while training", value=True, key="auto_refresh")
     every = REFRESH_S if auto else None
