@@ -19,7 +19,7 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	touch $@
 
 $(VENV)/.installed-all: $(VENV)/.installed
-	$(BIN)/pip install --quiet -c $(CONSTRAINT) -e '.[dev,dashboard,ray,tl]'
+	$(BIN)/pip install --quiet -c $(CONSTRAINT) -e '.[dev,dashboard,ray,tl,llc]'
 	touch $@
 
 install: $(VENV)/.installed

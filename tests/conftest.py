@@ -48,7 +48,17 @@ def analysed_run(tmp_path_factory) -> Path:
     run, result = start_training(load_config("debug", GROKKING_DEBUG), out)
     assert result.state == "completed"
     run.write_analysis(analyze_run(run))
+    _write_tiny_llc(run)
     return out
+
+
+def _write_tiny_llc(run) -> None:
+    """A cheap LLC series (2 chains x 20 draws at 3 snapshots) so the LLC figure has data."""
+    from groklab.analysis.lenses import llc_of_run, write_lens_record
+    from groklab.config import LLCConfig
+
+    settings = LLCConfig(epsilon=1e-4, n_beta=20.0, gamma=100.0, chains=2, draws=20, burnin=5, snapshots=3)
+    write_lens_record(run, "llc", llc_of_run(run, settings))
 
 
 @pytest.fixture(scope="session")

@@ -10,11 +10,13 @@ The notebook API (DESIGN section 8)::
     result = gl.analyze(run)         # typed records, also written to runs/q1/analysis/
     run.analysis.events.grokking_step, run.analysis.key_frequencies
     fig = run.figure("fourier_embedding_spectrum")
+    run.analysis.lenses              # clock vs pizza and AGOP at chosen steps (newer lenses)
+    series = gl.llc(run)             # LLC at chosen snapshots (opt-in, costly), analysis/llc.json
 """
 
 from __future__ import annotations
 
-from groklab.api import analyze, from_hooked_transformer
+from groklab.api import analyze, from_hooked_transformer, lenses, llc
 from groklab.config import Config, load_config
 from groklab.records import Analysis
 from groklab.runs import Run, RunError, load_run
@@ -31,6 +33,8 @@ __all__ = [
     "RunError",
     "analyze",
     "from_hooked_transformer",
+    "lenses",
+    "llc",
     "load_config",
     "load_run",
     "train",

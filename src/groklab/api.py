@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from groklab.models import MLPModel, Transformer
     from groklab.train import Callback, EvalResult
 
-__all__ = ["analyze", "from_hooked_transformer", "train"]
+__all__ = ["analyze", "from_hooked_transformer", "lenses", "llc", "train"]
 
 
 def _config(config: str | Path | Config, overrides: Mapping[str, Any] | Sequence[str] | None) -> Config:
@@ -81,3 +81,35 @@ def from_hooked_transformer(hooked: Any, p: int | None = None) -> Transformer:
     from groklab.interop import from_hooked_transformer as convert
 
     return convert(hooked, p)
+
+
+def llc(
+    run: Run | str | Path,
+    *,
+    steps: Sequence[int] | None = None,
+    set: Mapping[str, Any] | Sequence[str] | None = None,  # noqa: A002  (the CLI's --set: analysis.llc.*)
+    write: bool = True,
+) -> Any:
+    """The LLC (devinterp SGLD on the train split, float64) at ``steps`` (default: the config's
+    ``analysis.llc.snapshots`` saved steps, evenly spaced): an ``LLCSeries``, also written to
+    ``RUN_DIR/analysis/llc.json``. Sampler settings: the run's ``analysis.llc`` with ``set`` applied.
+    Costly: chains x (burnin + draws) full-batch passes per step."""
+    from groklab.analysis.lenses import llc_of_run, write_lens_record
+    from groklab.config import build_config, parse_override, to_dict
+
+    run = run if isinstance(run, Run) else load_run(run)
+    items = set.items() if isinstance(set, Mapping) else map(parse_override, set or [])
+    settings = build_config([to_dict(run.config)], list(items)).analysis.llc
+    series = llc_of_run(run, settings, list(steps) if steps is not None else None)
+    if write:
+        write_lens_record(run, "llc", series)
+    return series
+
+
+def lenses(run: Run | str | Path) -> Any:
+    """The lens records of an analysed run: ``(lenses, llc)`` (``Lenses`` from ``groklab analyze``,
+    ``LLCSeries`` from ``groklab llc``; each None when not written)."""
+    from groklab.analysis.lenses import read_lens_record
+
+    run = run if isinstance(run, Run) else load_run(run)
+    return read_lens_record(run, "lenses"), read_lens_record(run, "llc")

@@ -336,6 +336,90 @@ def sweep(
         raise typer.Exit(1)
 
 
+# -- newer lenses: the LLC (opt-in: it costs far more than `analyze`) -----------------------------
+def _llc_settings(run_dir: Path, set_: list[str] | None):  # -> (Run, LLCConfig)
+    from groklab.config import build_config, parse_override, to_dict
+    from groklab.runs import Run
+
+    run = Run.open(run_dir)
+    overrides = [parse_override(s) for s in set_ or []]
+    for key, _ in overrides:
+        if not key.startswith("analysis.llc."):
+            raise BadInput(f"--set {key}: only analysis.llc.* keys apply here")
+    return run, build_config([to_dict(run.config)], overrides).analysis.llc
+
+
+def _floats(text: str, what: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise BadInput(f"{what}: expected comma-separated numbers, got {text!r}") from None
+    if not values or any(v <= 0 for v in values):
+        raise BadInput(f"{what}: expected positive numbers, got {text!r}")
+    return values
+
+
+@app.command("llc")
+@user_errors
+def llc_cmd(
+    run_dir: RunDirArg,
+    steps: Annotated[
+        str | None,
+        typer.Option("--steps", help="Comma-separated saved steps [analysis.llc.snapshots of them, evenly spaced]."),
+    ] = None,
+    set_: SetOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Local learning coefficient (devinterp SGLD, train split, float64) at chosen snapshots: writes
+    RUN_DIR/analysis/llc.json. Sampler settings: analysis.llc.* of the run's config, or --set."""
+    from groklab.analysis.lenses import llc_of_run, write_lens_record
+    from groklab.cli_steps import spinner
+
+    run, settings = _llc_settings(run_dir, set_)
+    try:
+        chosen = None if steps is None else sorted({int(v) for v in steps.split(",") if v.strip()})
+    except ValueError:
+        raise BadInput(f"--steps: expected comma-separated step numbers, got {steps!r}") from None
+    with spinner("sampling", quiet) as say:
+        series = llc_of_run(run, settings, chosen, on_step=lambda i, n: say(f"LLC at snapshot {i}/{n}"))
+    write_lens_record(run, "llc", series)
+    for p in series.points:
+        console.print(
+            f"step {p.step}: LLC {p.mean:.2f} +- {p.std:.2f} (MALA acceptance {p.acceptance:.2f}, {p.seconds:.1f} s)",
+            highlight=False,
+        )
+    console.print(
+        f"wrote {run.analysis_dir / 'llc.json'} ({series.seconds_per_snapshot:.1f} s per snapshot)",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@app.command("llc-calibrate")
+@user_errors
+def llc_calibrate(
+    run_dir: RunDirArg,
+    step: Annotated[int | None, typer.Option("--step", help="Saved step to calibrate at [the last].")] = None,
+    epsilons: Annotated[
+        str, typer.Option("--epsilons", help="Comma-separated SGLD step sizes.")
+    ] = "1e-4,3e-4,1e-3,3e-3",
+    n_betas: Annotated[str, typer.Option("--n-betas", help="Comma-separated n_beta values.")] = "1,2,5,20",
+    set_: SetOpt = None,
+) -> None:
+    """An epsilon x n_beta grid of LLC estimates at one step, with chain traces and MALA acceptance:
+    writes RUN_DIR/analysis/llc_calibration.json."""
+    from groklab.analysis.lenses import calibrate_run, write_lens_record
+
+    run, settings = _llc_settings(run_dir, set_)
+    at = step if step is not None else (run.steps[-1] if run.steps else 0)
+    cal = calibrate_run(run, settings, at, _floats(epsilons, "--epsilons"), _floats(n_betas, "--n-betas"))
+    write_lens_record(run, "llc_calibration", cal)
+    for c in cal.cells:
+        est = "diverged" if c.diverged else f"LLC {c.mean:.2f} +- {c.std:.2f}, MALA acceptance {c.acceptance:.2f}"
+        console.print(f"eps {c.epsilon:g}, n_beta {c.n_beta:g}: {est}", highlight=False)
+    console.print(f"wrote {run.analysis_dir / 'llc_calibration.json'}", highlight=False, soft_wrap=True)
+
+
 def main() -> None:  # pragma: no cover - console entry
     app(prog_name="groklab")
 

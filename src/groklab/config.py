@@ -112,8 +112,13 @@ class LLCConfig:
     """Sampler settings of the local learning coefficient (SGLD, devinterp); the same at every
     snapshot it is measured on."""
 
-    epsilon: float = 3.0e-3  # SGLD step size
-    n_beta: float = 2.0  # inverse temperature times n
+    # Calibrated on the canonical run (`groklab llc-calibrate`, step 1000, 2 chains x 100 draws):
+    # devinterp's grokking-example values (eps 3e-3, n_beta 2) diverge on this 227k-parameter
+    # transformer (eps 1e-3: MALA acceptance 0.12-0.44; eps 1e-3 with n_beta 200: NaN); eps 3e-5
+    # keeps acceptance >= 0.94 for n_beta up to 200, and n_beta 200 (near n / log n = 464 for its
+    # 3,830 training pairs) gave the smallest spread over chains. See README "Newer lenses".
+    epsilon: float = 3.0e-5  # SGLD step size
+    n_beta: float = 200.0  # inverse temperature times n
     gamma: float = 5.0  # localization strength
     chains: int = 4
     draws: int = 200

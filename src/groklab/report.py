@@ -226,6 +226,41 @@ def _skipped(skipped: Sequence[Mapping[str, str]]) -> list[str]:
     return [head, *rows, "</table>"]
 
 
+def lens_rows(lenses: Any, llc: Any, metrics: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """Rows of the "Newer lenses" table (DESIGN section 6): clock vs pizza at the last measured step,
+    AGOP circulant fractions against their initialisation value, LLC per snapshot with its sampler
+    settings, softmax collapse of the training split."""
+    rows: list[tuple[str, str]] = []
+    if lenses is not None:
+        done = [p for p in lenses.points if p.gradient_symmetricity is not None]
+        if done:
+            last = done[-1]
+            rows.append((f"gradient symmetricity / distance irrelevance (step {last.step}, attn_rate {lenses.attn_rate:g})",
+                         f"{_num(last.gradient_symmetricity, 3)} / {_num(last.distance_irrelevance, 3)}"))  # fmt: skip
+        for p in lenses.points:
+            if p.agop is not None:
+                rows.append((f"AGOP circulant fraction a-a / b-b / a-b, step {p.step} (phi order)",
+                             f"{_num(p.agop.aa, 3)} / {_num(p.agop.bb, 3)} / {_num(p.agop.ab, 3)}"))  # fmt: skip
+        for key, why in lenses.null_reasons.items():
+            rows.append((f"{key}: not measured", why))
+    if llc is not None:
+        st = llc.settings
+        rows.append(("LLC sampler (devinterp SGLD, train split, float64)",
+                     f"eps {st['epsilon']:g}, n_beta {st['n_beta']:g}, gamma {st['gamma']:g}, "
+                     f"{int(st['chains'])} chains x {int(st['draws'])} draws, burn-in {int(st['burnin'])}; "
+                     f"{llc.seconds_per_snapshot:.1f} s per snapshot"))  # fmt: skip
+        for p in llc.points:
+            rows.append(
+                (f"LLC at step {p.step}", f"{p.mean:.2f} +- {p.std:.2f} (MALA acceptance {_num(p.acceptance, 2)})")
+            )
+    collapse = [(r["step"], r["softmax_collapse"]) for r in metrics if r.get("softmax_collapse") is not None]
+    if collapse:
+        peak = max(collapse, key=lambda sv: sv[1])
+        rows.append(("softmax collapse of the training split (float32): last / max (step)",
+                     f"{_num(collapse[-1][1], 3)} / {_num(peak[1], 3)} ({peak[0]})"))  # fmt: skip
+    return rows
+
+
 def render_report(
     summary: Summary,
     config_yaml: str,
@@ -234,10 +269,12 @@ def render_report(
     ablation: AblationReport | None = None,
     groups: Mapping[str, str] | None = None,
     status: Mapping[str, Any] | None = None,
+    lenses: Sequence[tuple[str, str]] = (),
 ) -> str:
     """The report page (HTML text). ``skipped``: [{name, title, reason}] of figures with no data;
     ``groups``: figure group -> heading, in page order (groups of ``figures`` not in it are added);
-    ``status``: the run's status.json, whose state is shown (else the state the analysis saw)."""
+    ``status``: the run's status.json, whose state is shown (else the state the analysis saw);
+    ``lenses``: the rows of :func:`lens_rows`."""
     order = dict(groups or {})
     for f in figures:
         order.setdefault(f.group, f.group)
@@ -252,6 +289,7 @@ def render_report(
         _phases(summary.phases),
         "<h2 id='criteria'>Success criteria</h2>",
         _criteria(summary.criteria),
+        *(["<h2 id='lenses'>Newer lenses</h2>", _rows(lenses)] if lenses else []),
         "<h2 id='config'>Config</h2>",
         f"<pre>{_e(config_yaml)}</pre>",
     ]
@@ -276,6 +314,7 @@ def _report_figures(run: Run, index: Mapping[str, Any]) -> list[ReportFigure]:
 
 def run_report(run: Run) -> str:
     """The report of an analysed run whose figures were drawn; RunError names what is missing."""
+    from groklab.analysis.lenses import read_lens_record
     from groklab.plots.registry import GROUPS
 
     analysis = run.analysis
@@ -284,6 +323,7 @@ def run_report(run: Run) -> str:
         raise RunError(f"{run.figures_dir}: no index.json (run `groklab figures {run.path}`)")
     figures = _report_figures(run, index)
     config = run.config_path.read_text()
+    rows = lens_rows(analysis.lenses, read_lens_record(run, "llc"), run.metric_records())
     return render_report(
-        analysis.summary, config, figures, index.get("skipped", []), analysis.ablation, GROUPS, run.status()
+        analysis.summary, config, figures, index.get("skipped", []), analysis.ablation, GROUPS, run.status(), rows
     )

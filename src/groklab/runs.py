@@ -225,6 +225,11 @@ class Run:
         for name in ("progress", *ANALYSIS_FILES[:-1]):
             parts[name], flags = finite_json(getattr(analysis, name), name)
             untrusted.update(flags)
+        extra = {}
+        if analysis.lenses is not None:  # optional: analyses written before the lenses have none
+            lenses, flags = finite_json(analysis.lenses, "lenses")
+            untrusted.update(flags)
+            extra[d / "lenses.json"] = json.dumps(lenses, indent=1) + "\n"
         summary = analysis.summary
         _, flags = finite_json(summary, "summary")
         summary.untrusted = {**untrusted, **flags}
@@ -237,6 +242,7 @@ class Run:
                 files.atomic_write_many(
                     {
                         d / "progress.jsonl": "".join(json.dumps(r) + "\n" for r in parts["progress"]),
+                        **extra,
                         **{d / f"{n}.json": json.dumps(parts[n], indent=1) + "\n" for n in ANALYSIS_FILES},
                     }
                 )
@@ -273,6 +279,8 @@ class Run:
             try:
                 with files.shared_lock(self.analysis_dir / ".lock"):
                     parts = {n: self.typed_record(n) for n in (*ANALYSIS_FILES, "progress")}
+                    if (self.analysis_dir / "lenses.json").is_file():  # optional (newer lenses)
+                        parts["lenses"] = self.typed_record("lenses")
                     sig = _file_sig(self.analysis_dir / "summary.json")
             except files.LockHeld:
                 raise RunLockedError(f"{self.analysis_dir}: being written by an analysis; try again") from None

@@ -138,3 +138,27 @@ def test_folded_path_on_tiny_batches(tokens, dtype):
     assert (model.forward_last(tokens) - model.eq_logits(tokens)).abs().max() <= 1e-5
     target = torch.zeros(len(tokens), dtype=torch.long)
     _assert_same_gradients(model, model.eq_logits(tokens), model.forward_last(tokens), target, atol=1e-6, rtol=1e-4)
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.4, 0.9])
+@pytest.mark.parametrize("shape", ["debug", "four-heads-gelu"])
+def test_attention_rate_folded_and_fast_paths_equal_the_full_forward(shape, rate):
+    """pattern = alpha * softmax + (1 - alpha) on the visible keys: the folded path (1 layer), the
+    `=`-only path (2 layers) and the full forward give the same logits and gradients."""
+    p, overrides = SHAPES[shape]
+    tokens = _batch(p, n=120)
+    target = torch.randint(0, p, (len(tokens),), generator=torch.Generator().manual_seed(3))
+    for layers in (1, 2):
+        model = _model(p, [*overrides, f"model.attn_rate={rate}", f"model.n_layers={layers}"], torch.float64)
+        assert model.fast_path == ("folded" if layers == 1 else "=-only")
+        full, fast = model.eq_logits(tokens), model.forward_last(tokens)
+        assert (full - fast).abs().max() <= 1e-12
+        _assert_same_gradients(model, full, fast, target, atol=1e-14, rtol=1e-10)
+
+
+def test_attention_rate_zero_weighs_every_visible_key_one():
+    p, overrides = SHAPES["debug"]
+    model = _model(p, [*overrides, "model.attn_rate=0.0"], torch.float64)
+    _, cache = model.run_with_cache(_batch(p, n=5))
+    pattern = cache["blocks.0.attn.hook_pattern"]  # [batch, head, query, key]
+    assert torch.equal(pattern[0, 0], torch.ones(3, 3, dtype=torch.float64).tril())

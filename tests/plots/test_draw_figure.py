@@ -31,6 +31,10 @@ OVER_TRAINING = {  # figures of the run over training: drawn as recorded whateve
     "weights_norms",
     "anim_spectrum_curves",
     "anim_embedding_circles",
+    "llc_over_training",
+    "softmax_collapse",
+    "clock_pizza",
+    "agop",
 }
 AT_STEP = sorted(s.name for s in specs() if s.at_step)
 

@@ -10,7 +10,10 @@ into ``RUN_DIR/analysis/`` (DESIGN section 5):
 - ``fourier.json``: spectra of the final checkpoint and over checkpoints (the W_E and W_L spectra
   at every analysed step; the cos(w(a+b-c)) coefficients, which cost a forward pass over all
   pairs each, at ``SERIES_COEFFICIENT_STEPS`` of them, evenly spaced, null at the others);
-- ``neurons.json`` and ``ablation.json``: the final checkpoint's neurons and ablations.
+- ``neurons.json`` and ``ablation.json``: the final checkpoint's neurons and ablations;
+- ``lenses.json``: gradient symmetricity, distance irrelevance and AGOP circulant fractions at
+  chosen steps (:mod:`groklab.analysis.lenses`). The LLC is opt-in (``groklab llc RUN``: it costs
+  far more) and goes to ``llc.json``.
 
 Everything is in the task's own basis (:mod:`groklab.analysis.basis`), named in the records.
 Key frequencies come from the neuron clusters of the final checkpoint; when there are none (a run
@@ -35,6 +38,7 @@ from groklab.analysis.fourier import (
     unembed_spectrum,
 )
 from groklab.analysis.grokking import final_metrics, grokking_events, joined_records, success_criteria
+from groklab.analysis.lenses import lens_steps, lenses_of_run
 from groklab.analysis.neurons import analyze_neurons, eq_activations
 from groklab.analysis.phases import phase_boundaries
 from groklab.analysis.progress import progress_measures
@@ -157,9 +161,14 @@ def analyze_run(
         seed=cfg.seed, keys_reason=neurons.key_frequencies_reason,
     )  # fmt: skip
     summary = _summary(run, final_step, len(progress), progress, neurons, ablation)
+    analysed = [step for step, _ in states]
+    lens_at, agop_at = lens_steps(run)
+    lenses = lenses_of_run(
+        run, str(device), [s for s in lens_at if s in analysed], [s for s in agop_at if s in analysed]
+    )
     summary.warnings, summary.device = warnings, str(device)
     summary.elapsed_s = round(time.perf_counter() - t0, 2)
-    return Analysis(summary, progress, fourier, neurons, ablation)
+    return Analysis(summary, progress, fourier, neurons, ablation, lenses)
 
 
 def _summary(

@@ -14,8 +14,11 @@ v_j = (W_E[t] + W_pos[j]) @ W_V[h] and w2 = 1 - w0 - w1:
     c_in = (x2 + sum_h v_2[h] @ W_O[h]) @ W_in + b_in                    # [d_mlp]
     logits = direct + act(pre) @ (W_out @ W_U)                           # [batch, p]
 
-(T_U and c_U likewise with W_U, and b_out @ W_U for the bias.) Each example then costs a weighted
-sum of 2 * n_heads + 1 table rows instead of matmuls with [d_model, d_mlp] and [d_model, p]; the
+(T_U and c_U likewise with W_U, and b_out @ W_U for the bias.) With an attention rate alpha != 1
+(``model.attn_rate``) the weights are alpha * w_j + 1 - alpha and sum to S = 3 - 2 alpha, so v_2
+enters the constants as S * v_2 (the rest is unchanged: it is relative to v_2).
+
+Each example then costs a weighted sum of 2 * n_heads + 1 table rows instead of matmuls with [d_model, d_mlp] and [d_model, p]; the
 tables are rebuilt from the weights on every call (about 0.2 GFLOP with their gradients, for the
 canonical model). The sums run forward as one ``embedding_bag`` per table and backward as another,
 over the gradient's rows (:func:`_row_sums`). Logits and gradients equal the full forward up to
@@ -53,6 +56,9 @@ def folded_logits(model: Transformer, a: Tensor, b: Tensor) -> Tensor:
     s = tables.scores.index_select(0, group.flatten()).view(-1, 2, n_head)  # [batch, key, head]
     s_eq = tables.scores[-1].expand(len(a), 1, n_head)  # the `=` key's scores
     pattern = torch.cat([s, s_eq], 1).softmax(1)  # [batch, key (0, 1, =), head]
+    rate = model.cfg.attn_rate
+    if rate != 1.0:  # weights alpha * w_j + 1 - alpha; their sum 3 - 2 alpha is in the tables' constants
+        pattern = pattern * rate + (1.0 - rate)
     pre, direct = _row_sums([tables.mlp_in, tables.direct], group, pattern[:, :2])
     post = mlp.hook_post(mlp.act(mlp.hook_pre(pre)))  # [batch, d_mlp]
     return torch.addmm(direct, post, mlp.W_out @ model.unembed.W_U)
@@ -78,7 +84,8 @@ def _tables(model: Transformer) -> _Tables:
     W_O = attn.W_O.flatten(0, 1)  # [head * d_head, d_model]
     R = torch.cat([mlp.W_in, W_U], 1)  # [d_model, d_mlp + p]: what reads the residual at `=`
     T = torch.bmm(dv, (W_O @ R).view(n_head, d_head, -1))  # [head, 2 * vocab, d_mlp + p]
-    x2_mid = x2 + v[-1].flatten() @ W_O  # the residual at `=` if it attended to itself
+    total = 3.0 - 2.0 * model.cfg.attn_rate  # sum of the three keys' weights (1 unless attn_rate != 1)
+    x2_mid = x2 + total * (v[-1].flatten() @ W_O)  # the residual at `=` if all weight were on itself
     c = x2_mid @ R + torch.cat([mlp.b_in, mlp.b_out @ W_U])  # [d_mlp + p]
     (T_in, T_U), (c_in, c_U) = T.split([mlp.W_in.shape[1], p], -1), c.split([mlp.W_in.shape[1], p])
     return _Tables((T_in, c_in), (T_U, c_U), streams @ reader)

@@ -29,7 +29,7 @@ from groklab.config import ModelConfig
 from groklab.models.folded import can_fold, folded_logits
 from groklab.models.hooks import HookedModule, HookPoint
 
-__all__ = ["Transformer"]
+__all__ = ["Transformer", "rate_pattern"]
 
 N_CTX = 3
 
@@ -75,11 +75,22 @@ class LayerNorm(nn.Module):
         return x / scale * self.w + self.b
 
 
-class Attention(nn.Module):
-    """Causal multi-head attention, per-head weights, scores scaled by 1/sqrt(d_head); no biases."""
+def rate_pattern(softmax: Tensor, rate: float) -> Tensor:
+    """The attention rate alpha of Zhong et al. 2023 (``model.attn_rate``): ``alpha * softmax +
+    (1 - alpha)`` on every key the query sees, unnormalised (alpha = 1: plain softmax; alpha = 0:
+    every visible key has weight 1). ``softmax`` holds visible keys only, or 0 on masked ones."""
+    if rate == 1.0:
+        return softmax
+    return softmax * rate + (1.0 - rate)
 
-    def __init__(self, d_model: int, n_heads: int, d_head: int) -> None:
+
+class Attention(nn.Module):
+    """Causal multi-head attention, per-head weights, scores scaled by 1/sqrt(d_head); no biases.
+    ``rate`` is the attention rate (:func:`rate_pattern`)."""
+
+    def __init__(self, d_model: int, n_heads: int, d_head: int, rate: float = 1.0) -> None:
         super().__init__()
+        self.rate = rate
         s = 1 / math.sqrt(d_model)
         self.W_Q = nn.Parameter(torch.randn(n_heads, d_model, d_head) * s)
         self.W_K = nn.Parameter(torch.randn(n_heads, d_model, d_head) * s)
@@ -104,7 +115,10 @@ class Attention(nn.Module):
         n = x.shape[1]
         causal = torch.ones(n, n, dtype=torch.bool, device=x.device).tril()
         scores = self.hook_attn_scores(scores.masked_fill(~causal, float("-inf")))
-        pattern = self.hook_pattern(scores.softmax(-1))
+        soft = scores.softmax(-1)
+        if self.rate != 1.0:  # masked keys keep weight 0
+            soft = torch.where(causal, rate_pattern(soft, self.rate), soft)
+        pattern = self.hook_pattern(soft)
         z = self.hook_z(torch.einsum("bhqk,bkhd->bqhd", pattern, v))
         return torch.einsum("bqhd,hdm->bqm", z, self.W_O)
 
@@ -114,6 +128,7 @@ class Attention(nn.Module):
         scores: per key [B|1, head]; values: per key [B|1, head, d_head] -> [B, d_model]. Elementwise
         products rather than batched matmuls: the per-example matrices are tiny."""
         pattern = torch.stack(torch.broadcast_tensors(*scores), 1).mul(self.scale).softmax(1)  # [B, key, head]
+        pattern = rate_pattern(pattern, self.rate)
         z = sum(pattern[:, j, :, None] * v for j, v in enumerate(values))  # [B, head, d_head]
         assert isinstance(z, Tensor)
         return z.flatten(1) @ self.W_O.flatten(0, 1)
@@ -149,7 +164,7 @@ class Block(nn.Module):
         super().__init__()
         self.ln1: nn.Module = LayerNorm(cfg.d_model) if cfg.layernorm else nn.Identity()
         self.ln2: nn.Module = LayerNorm(cfg.d_model) if cfg.layernorm else nn.Identity()
-        self.attn = Attention(cfg.d_model, cfg.n_heads, cfg.d_head)
+        self.attn = Attention(cfg.d_model, cfg.n_heads, cfg.d_head, cfg.attn_rate)
         self.mlp = MLP(cfg.d_model, cfg.d_mlp, cfg.act)
         self.hook_resid_pre = HookPoint()  # [batch, pos, d_model]
         self.hook_attn_out = HookPoint()  # [batch, pos, d_model]

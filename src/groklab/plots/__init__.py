@@ -7,7 +7,7 @@
 - :func:`draw_figure` (what ``Run.figure`` calls) draws one registered figure of a run, and
   :func:`draw_animation` one animation.
 - One module per group: dynamics, fourier, embeddings, attention, neurons, logits, weights,
-  ablations, animations. Each holds pure drawing functions (records/arrays -> Figure) and the
+  ablations, lenses, animations. Each holds pure drawing functions (records/arrays -> Figure) and the
   registered adapters that feed them from a RunData.
 
 Figures are made with matplotlib's object-oriented API (no pyplot, no global state); saving
@@ -27,6 +27,7 @@ from groklab.plots import (  # register every figure
     dynamics,
     embeddings,
     fourier,
+    lenses,
     logits,
     neurons,
     weights,
@@ -56,7 +57,7 @@ __all__ = [
     "specs",
 ]
 
-_MODULES = (ablations, animations, attention, dynamics, embeddings, fourier, logits, neurons, weights)
+_MODULES = (ablations, animations, attention, dynamics, embeddings, fourier, lenses, logits, neurons, weights)
 PNG_DPI = 100
 
 

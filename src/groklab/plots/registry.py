@@ -29,6 +29,7 @@ GROUPS = {
     "logits": "Logits",
     "weights": "Weights",
     "ablations": "Ablations",
+    "lenses": "Newer lenses (LLC, clock vs pizza, AGOP, softmax collapse)",
     "animations": "Animations over checkpoints",
 }
 

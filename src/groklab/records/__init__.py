@@ -13,6 +13,15 @@ points; losses nats; a value that could not be computed is None with its reason 
 
 from __future__ import annotations
 
+from groklab.records.lenses import (
+    AgopFractions,
+    Lenses,
+    LensPoint,
+    LLCCalibration,
+    LLCCell,
+    LLCPoint,
+    LLCSeries,
+)
 from groklab.records.mechanism import (
     AblationReport,
     Agreement,
@@ -59,6 +68,13 @@ from groklab.records.training import (
 
 __all__ = [
     "AblationReport",
+    "AgopFractions",
+    "LLCCalibration",
+    "LLCCell",
+    "LLCPoint",
+    "LLCSeries",
+    "LensPoint",
+    "Lenses",
     "AblationSummary",
     "Agreement",
     "Analysis",

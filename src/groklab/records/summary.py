@@ -6,6 +6,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from groklab.records.lenses import Lenses
 from groklab.records.mechanism import AblationReport, Agreement, FourierRecord, NeuronAnalysis
 from groklab.records.training import BasisRecord, Criterion, GrokkingEvents, Phases, Progress
 
@@ -78,6 +79,7 @@ class Analysis:
     fourier: FourierRecord
     neurons: NeuronAnalysis
     ablation: AblationReport
+    lenses: Lenses | None = None  # lenses.json: clock vs pizza and AGOP (None: analysed before they existed)
 
     @classmethod
     def field_type(cls, name: str) -> Any:

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from groklab.conventions import event_rule
 from groklab.sweeps.spec import axis_keys
 
-__all__ = ["EFFECTIVE_WD", "phase_diagrams", "phase_diagram"]
+__all__ = ["EFFECTIVE_WD", "clock_pizza_plane", "lens_figures", "phase_diagram", "phase_diagrams"]
 
 EFFECTIVE_WD = "optim.lr*optim.weight_decay"
 NEVER = math.inf
@@ -155,3 +155,59 @@ def _short(key: str) -> str:
 
 def _stem(key: str) -> str:
     return key.replace(".", "_").replace("*", "_x_")
+
+
+# ---------------------------------------------------------------- clock vs pizza plane
+
+# Zhong et al. 2023 (result/1l_fixedwidth.csv, 1-layer runs): medians of (gradient symmetricity,
+# distance irrelevance); their model reads [a, b] without `=`
+ZHONG_ANCHORS = {"alpha < 0.6": (0.99, 0.38), "alpha >= 0.8": (0.54, 0.80), "their Model A": (0.994, 0.172)}
+
+
+def clock_pizza_plane(points: list[tuple[float, float, float]], title: str = "") -> Figure:
+    """Runs in the (gradient symmetricity, distance irrelevance) plane, coloured by attention rate:
+    ``points`` are (attn_rate, GS, DI) of each run's last analysed step; Zhong et al.'s medians as
+    black markers. Pizza: GS ~ 1, DI low; clock: GS lower, DI ~ 1."""
+    fig = Figure(figsize=(6.0, 5.0), layout="constrained")
+    ax = fig.subplots()
+    if points:
+        rate, gs, di = zip(*points, strict=True)
+        sc = ax.scatter(gs, di, c=rate, cmap="viridis", vmin=0, vmax=1, s=40, edgecolors="k", linewidths=0.4)
+        fig.colorbar(sc, ax=ax, label="attention rate alpha (model.attn_rate)")
+    for (label, (x, y)), marker in zip(ZHONG_ANCHORS.items(), ("P", "X", "*"), strict=True):
+        ax.scatter([x], [y], marker=marker, s=90, color="k", label=f"Zhong et al.: {label}")
+    ax.set_xlabel("gradient symmetricity")
+    ax.set_ylabel("distance irrelevance")
+    ax.set_xlim(-0.05, 1.05)
+    ax.set_ylim(-0.05, 1.05)
+    ax.legend(fontsize=7, loc="lower left")
+    ax.set_title(f"{title}: clock vs pizza" if title else "clock vs pizza", fontsize=10)
+    return fig
+
+
+def lens_points(sweep_dir: Any, rows: list[dict[str, Any]]) -> list[tuple[float, float, float]]:
+    """(attn_rate, GS, DI) of each analysed run of a sweep (last lens point with both measures)."""
+    from pathlib import Path
+
+    from groklab.analysis.lenses import read_lens_record
+    from groklab.runs import Run, RunError
+
+    out = []
+    for row in rows:
+        path = Path(sweep_dir) / "runs" / str(row.get("run_id"))
+        try:
+            lenses = read_lens_record(Run.open(path), "lenses")
+        except (RunError, OSError):
+            continue
+        done = [q for q in (lenses.points if lenses else []) if q.gradient_symmetricity is not None]
+        if lenses is not None and done and done[-1].distance_irrelevance is not None:
+            out.append((lenses.attn_rate, float(done[-1].gradient_symmetricity), float(done[-1].distance_irrelevance)))
+    return out
+
+
+def lens_figures(sweep_dir: Any, rows: list[dict[str, Any]], varied: list[str], title: str = "") -> dict[str, Figure]:
+    """The clock vs pizza plane when the sweep varies ``model.attn_rate`` and its runs are analysed."""
+    if "model.attn_rate" not in varied:
+        return {}
+    points = lens_points(sweep_dir, rows)
+    return {"clock_pizza_plane": clock_pizza_plane(points, title)} if points else {}

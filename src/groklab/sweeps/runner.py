@@ -38,7 +38,7 @@ from groklab.sweeps.aggregate import (
     write_sweep_yaml,
 )
 from groklab.sweeps.executors import WorkerLost
-from groklab.sweeps.figures import phase_diagrams
+from groklab.sweeps.figures import lens_figures, phase_diagrams
 from groklab.sweeps.spec import Point, SweepSpec
 from groklab.sweeps.worker import PointResult, PointTask
 
@@ -241,7 +241,8 @@ def write_aggregates(
     atomic_write(Path(sweep_dir) / "summary.csv", summary_csv(rows, varied))
     if not figures:
         return
-    for stem, fig in phase_diagrams(rows, varied, title).items():
+    figs = phase_diagrams(rows, varied, title) | lens_figures(sweep_dir, rows, varied, title)
+    for stem, fig in figs.items():
         buf = io.BytesIO()
         fig.savefig(buf, format="png")
         atomic_write(Path(sweep_dir) / "figures" / f"{stem}.png", buf.getvalue())

@@ -1,7 +1,8 @@
 """The training loop: a short loop with evaluation, checkpointing and logging as small pieces.
 
 Evaluation (full train and test sets, fast path, no gradients) runs at step 0, every
-``eval_every`` steps and at the last step; each result is appended to ``metrics.jsonl``.
+``eval_every`` steps and at the last step; each result is appended to ``metrics.jsonl``, with the
+float32 softmax-collapse and zero-loss fractions of the training split (:mod:`groklab.analysis.collapse`).
 Checkpoints hold everything needed to continue bit-identically; snapshots hold the weights only,
 on the schedule of :class:`~groklab.train.checkpoint.SnapshotSchedule` (see :mod:`.checkpoint`).
 At a step with both, the snapshot is written first, so every snapshot up to a checkpoint is on
@@ -22,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from groklab.analysis.collapse import softmax_collapse
 from groklab.config import Config, to_dict
 from groklab.conventions import GROK_HOLD_ACC
 from groklab.data import Dataset, make_dataset
@@ -45,6 +47,8 @@ class EvalResult:
     weight_norm: float  # sqrt of the sum of squares of all parameters
     weight_norm_sq: float  # sum of squares of all parameters
     elapsed_s: float
+    softmax_collapse: float | None = None  # train split, float32 (analysis/collapse.py)
+    zero_loss_frac: float | None = None  # train split, float32 cross-entropy exactly 0
 
     def to_record(self) -> dict[str, Any]:
         return asdict(self)
@@ -182,8 +186,10 @@ class Trainer:
 
     def evaluate(self) -> EvalResult:
         with eval_mode(self.model):
-            tr_loss, tr_acc = loss_and_acc(self.model.forward_last(self.x_train), self.y_train, self.loss_dtype)
+            tr_logits = self.model.forward_last(self.x_train)
+            tr_loss, tr_acc = loss_and_acc(tr_logits, self.y_train, self.loss_dtype)
             te_loss, te_acc = loss_and_acc(self.model.forward_last(self.x_test), self.y_test, self.loss_dtype)
+        collapse = softmax_collapse(tr_logits, self.y_train)  # float32 whatever loss_dtype is
         sq = weight_norm_sq(self.model)
         return EvalResult(
             step=self.step,
@@ -195,6 +201,8 @@ class Trainer:
             weight_norm=math.sqrt(sq),
             weight_norm_sq=sq,
             elapsed_s=round(self.elapsed, 3),
+            softmax_collapse=collapse.softmax_collapse,
+            zero_loss_frac=collapse.zero_loss_frac,
         )
 
     def log(self, result: EvalResult) -> bool:

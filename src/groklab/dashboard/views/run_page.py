@@ -1,6 +1,6 @@
-"""Page 2: one run. Its key numbers above three tabs: training (curves, refreshing while the run
+"""Page 2: one run. Its key numbers above four tabs: training (curves, refreshing while the run
 trains, and the progress measures), the model at a chosen saved step (spectrum, neuron clusters,
-key-frequency circles) and the ablations. Tabs run lazily: only the open one is computed.
+key-frequency circles), the ablations and the newer lenses (:mod:`.lenses`). Tabs run lazily: only the open one is computed.
 
 Analysis values come as typed records (:mod:`groklab.records`) through :mod:`..data`."""
 
@@ -14,14 +14,14 @@ from groklab.analysis.grokking import grokking_events
 from groklab.conventions import PHASE_COLORS, PHASE_LABELS, PHASES, basis_name, event_rule
 from groklab.dashboard import charts, compute, data
 from groklab.dashboard.data import RunRef
-from groklab.dashboard.views import ablations, caption, fmt, section
+from groklab.dashboard.views import ablations, caption, fmt, lenses, section
 from groklab.records import GrokkingEvents, Phases, Summary, untrusted_warning
 from groklab.runs import Run, RunError
 
 __all__ = ["REFRESH_S", "TABS", "events_and_source", "render"]
 
 REFRESH_S = 3.0  # seconds between refreshes of a run that is training
-TABS = ("Training", "At a checkpoint", "Ablations")
+TABS = ("Training", "At a checkpoint", "Ablations", "Lenses")
 
 
 def render(refs: list[RunRef]) -> None:
@@ -50,7 +50,7 @@ def render(refs: list[RunRef]) -> None:
     every = REFRESH_S if auto else None
     st.fragment(run_every=every)(_numbers)(run, training)
 
-    curves_tab, checkpoint_tab, ablation_tab = st.tabs(TABS, key="run_tab", on_change="rerun")
+    curves_tab, checkpoint_tab, ablation_tab, lens_tab = st.tabs(TABS, key="run_tab", on_change="rerun")
     with curves_tab:
         if curves_tab.open:
             st.fragment(run_every=every)(_curves)(run)
@@ -63,6 +63,10 @@ def render(refs: list[RunRef]) -> None:
         if ablation_tab.open:
             with section("analysis/ablation.json"):
                 ablations.render(run)
+    with lens_tab:
+        if lens_tab.open:
+            with section("newer lenses"):
+                lenses.render(run)
 
 
 def _summary(run: Run, warn: bool = False) -> Summary | None:
