@@ -10,7 +10,8 @@ is skipped point by point, so the command resumes):
   tune       `interventions_tune`: AdamW lr x weight decay on tuning seeds 100-101; the winner is
              the point with the smallest median steps to grokking (never grokked = the budget + 1).
   eval       `interventions` with the tuned lr and weight decay filled in (OUT/interventions.yaml):
-             8 methods x 5 paired seeds; writes OUT/table.md, OUT/table.json, OUT/interventions.png.
+             7 methods x 5 paired seeds; writes OUT/table.md, OUT/table.json, OUT/interventions.png.
+  table      only rebuild the table and figure from OUT/interventions/runs.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from pathlib import Path
 
 import yaml
 
+from groklab.runs import Run
 from groklab.sweeps import expand, load_spec
+from groklab.sweeps.aggregate import point_row
 from groklab.sweeps.executors import make_executor
 from groklab.sweeps.methods import method_figure, method_markdown, method_table
 from groklab.sweeps.runner import run_sweep
@@ -91,12 +94,24 @@ def evaluate(out: Path, workers: int, tuned: dict) -> None:
         elif name in TUNED_LR_ONLY:
             zipped["optim.lr"][i] = tuned["lr"]
     (out / "interventions.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    rows = sweep(parse_spec(raw, where="interventions (tuned)"), out / "interventions", workers)
-    budget = raw["set"]["train.steps"]
-    for r in rows:
-        r["budget"] = budget
+    sweep(parse_spec(raw, where="interventions (tuned)"), out / "interventions", workers)
+    write_table(out, tuned)
+
+
+def write_table(out: Path, tuned: dict) -> None:
+    """The table and figure from the evaluation's run directories (each run's own config names its
+    method, seed and budget), so they can be rebuilt without the sweep's point list."""
+    sweep_dir = out / "interventions"
+    rows = []
+    for path in sorted((sweep_dir / "runs").iterdir()):
+        cfg = Run(path).config
+        row = point_row(sweep_dir, path.name, {"name": cfg.name, "seed": cfg.seed})
+        rows.append(row | {"budget": cfg.train.steps})
     table = method_table(rows, baseline="adamw_tuned", budget_key="budget")
+    order = ["adamw_tuned", "adam_baseline", "grokfast_ema", "grokfast_ma", "orthogonal", "stablemax", "fixed_norm"]
+    table.sort(key=lambda r: order.index(r.method) if r.method in order else len(order))
     md = method_markdown(table, "adamw_tuned")
+    budget = table[0].budget
     setting = (
         f"Task: `quick` preset (add mod 97, 30% data, 1-layer d_model 64), {budget}-step budget, seeds 0-4 "
         f"(init), split_seed 0 for all; AdamW tuned on seeds 100-101: lr {tuned['lr']}, weight decay "
@@ -128,11 +143,14 @@ def main(argv: list[str] | None = None) -> int:
     if "tune" in stages:
         results["tuned"] = tune(args.out, args.workers)
     results_path.write_text(json.dumps(results, indent=1))
-    if "eval" in stages:
+    if "eval" in stages or "table" in stages:
         if "tuned" not in results:
             print("run the tune stage first", file=sys.stderr)
             return 2
-        evaluate(args.out, args.workers, results["tuned"])
+        if "eval" in stages:
+            evaluate(args.out, args.workers, results["tuned"])
+        else:
+            write_table(args.out, results["tuned"])
     return 0
 
 

@@ -198,13 +198,14 @@ def parse_override(item: str) -> tuple[str, Any]:
     return key, value
 
 
-def error_line(e: Exception) -> str:
-    """The first line of an error's message (with the offending key, for OmegaConf's errors), as one
-    printable line: control characters (a newline inside a key, say) are escaped."""
+def error_line(e: Exception, with_key: bool = True) -> str:
+    """The first line of an error's message (``with_key``: prefixed by the offending key of an
+    OmegaConf error), as one printable line: control characters (a newline inside a key, say) are
+    escaped."""
     msg = str(e).strip().splitlines()
     first = msg[0] if msg else type(e).__name__
     full_key = getattr(e, "full_key", None)
-    if full_key and str(full_key) not in first:
+    if with_key and full_key and str(full_key) not in first:
         first = f"{full_key}: {first}"
     return printable(first)
 

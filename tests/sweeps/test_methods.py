@@ -29,6 +29,8 @@ def test_paired_table_with_censored_runs():
     md = method_markdown(list(table.values()), "base")
     assert "| slow | > 1000 [600, > 1000] | 2/5 | < 0.70 [< 0.70, 1.33] |" in md and "0.9375" in md
     assert "| fast | 250 [100, 400] | 5/5 | 2.00 [2.00, 4.00] |" in md
+    never = method_markdown(method_table(_rows("base", [100, 200]) + _rows("never", [None, None]), "base"), "base")
+    assert "| never | > 1000 [> 1000, > 1000] | 0/2 | < 0.20 [< 0.20, < 0.20] |" in never
     assert method_figure(list(table.values())).axes[0].get_yticklabels()[0].get_text() == "slow"
 
 

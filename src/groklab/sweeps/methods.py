@@ -15,7 +15,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from groklab.analysis.stats import SeedStats, paired_ratios, seed_stats
+from groklab.analysis.stats import SeedStats, median_ci_ranks, paired_ratios, seed_stats
 
 __all__ = ["MethodRow", "method_figure", "method_markdown", "method_table"]
 
@@ -90,9 +90,11 @@ def method_markdown(table: list[MethodRow], baseline: str) -> str:
             speed = "1 (baseline)"
         else:
             u, below = row.speedup, f"< {row.speedup_below or 0:.2f}"
-            lo = below if u.ci_low is None and row.n_below >= 1 else _num(u.ci_low, ".2f")
+            lo_rank, hi_rank, _ = median_ci_ranks(u.n) if u.n else (1, 1, 0.0)
+            lo = below if u.ci_low is None and row.n_below >= lo_rank else _num(u.ci_low, ".2f")
             med = below if u.median is None and row.n_below >= u.n // 2 + 1 else _num(u.median, ".2f")
-            speed = f"{med} [{lo}, {_num(u.ci_high, '.2f')}]"
+            hi = below if u.ci_high is None and row.n_below >= hi_rank else _num(u.ci_high, ".2f")
+            speed = f"{med} [{lo}, {hi}]"
             if u.n_uninformative:
                 speed += f" ({u.n_uninformative} seeds: both censored)"
         per_seed = ", ".join("-" if v is None else str(v) for v in row.steps)

@@ -180,14 +180,14 @@ def _base_node(spec: SweepSpec) -> DictConfig:
     try:
         return OmegaConf.merge(node, spec.base_layer)  # type: ignore[return-value]
     except OmegaConfBaseException as e:
-        raise SweepError(f"base {spec.base}: {error_line(e)}") from None
+        raise SweepError(f"base {spec.base}: {error_line(e, with_key=False)}") from None
 
 
 def _assign(node: DictConfig, key: str, value: Any, where: str) -> None:
     try:
         OmegaConf.update(node, key, value, merge=True)
     except OmegaConfBaseException as e:
-        raise SweepError(f"{where}: {error_line(e)}") from None
+        raise SweepError(f"{where}: {error_line(e, with_key=False)}") from None
 
 
 def _check_types(spec: SweepSpec, where: str) -> None:
@@ -209,7 +209,7 @@ def _resolve(spec: SweepSpec, values: dict[str, Any]) -> tuple[dict[str, Any], s
     try:
         cfg = OmegaConf.to_object(node)
     except OmegaConfBaseException as e:
-        raise SweepError(f"sweep {spec.name}: point {_describe(values)}: {error_line(e)}") from None
+        raise SweepError(f"sweep {spec.name}: point {_describe(values)}: {error_line(e, with_key=False)}") from None
     assert isinstance(cfg, Config)
     try:
         validate(cfg)
