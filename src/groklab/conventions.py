@@ -55,6 +55,10 @@ COLORS = {
     "other": "#9aa5b1",  # non-key frequencies, random controls
     "neutral": "#7f7f7f",
     "intact": "#4c72b0",  # the model before an ablation (baseline)
+    "llc": "#6a3d9a",  # the learning coefficient, and softmax collapse beside test loss
+    "symmetricity": "#1b9e77",  # gradient symmetricity (clock vs pizza)
+    "irrelevance": "#d95f02",  # distance irrelevance (clock vs pizza)
+    "agop": "#7570b3",  # AGOP circulant fractions
 }
 
 

@@ -6,6 +6,7 @@ when it is missing."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -27,7 +28,7 @@ def llc_curve(llc: LLCSeries, metrics: Metrics, events: GrokkingEvents | None, t
     pts = sorted(llc.points, key=lambda p: p.step)
     steps = np.array([max(p.step, 1) for p in pts], dtype=float)
     mean, std = np.array([p.mean for p in pts]), np.array([p.std for p in pts])
-    ax.errorbar(steps, mean, yerr=std, color="#6a3d9a", marker="o", lw=1.6, capsize=3, label="LLC (train)")
+    ax.errorbar(steps, mean, yerr=std, color=COLORS["llc"], marker="o", lw=1.6, capsize=3, label="LLC (train)")
     ax.set_ylabel("local learning coefficient")
     s = llc.settings
     ax.set_title(
@@ -51,17 +52,24 @@ def collapse_curves(metrics: Metrics, events: GrokkingEvents | None, title: str)
     """Float32 softmax-collapse and zero-loss fractions of the training split over training."""
     fig, axes = new_figure(title)
     ax = axes[0, 0]
-    ax.plot(*metric_series(metrics, "softmax_collapse"), color="#6a3d9a", lw=1.6, label="softmax collapse (float32)")
+    ax.plot(
+        *metric_series(metrics, "softmax_collapse"), color=COLORS["llc"], lw=1.6, label="softmax collapse (float32)"
+    )
     ax.plot(
         *metric_series(metrics, "zero_loss_frac"), color=COLORS["train"], lw=1.2, ls="--", label="zero loss (float32)"
     )
+    _fraction_axes(ax, events, "fraction of training pairs", 1.02, "upper left")
+    return fig
+
+
+def _fraction_axes(ax: Any, events: GrokkingEvents | None, ylabel: str, top: float, legend: str) -> None:
+    """Events marked, log-step x axis, a [0, top] y axis for fractions, the legend."""
     mark_events(ax, events)
     log_axis(ax, "x")
     ax.set_xlabel("training step (log scale)")
-    ax.set_ylabel("fraction of training pairs")
-    ax.set_ylim(-0.02, 1.02)
-    ax.legend(loc="upper left", fontsize=8)
-    return fig
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(-0.02, top)
+    ax.legend(loc=legend, fontsize=8)
 
 
 def clock_pizza_curves(lenses: Lenses, events: GrokkingEvents | None, title: str) -> Figure:
@@ -70,22 +78,17 @@ def clock_pizza_curves(lenses: Lenses, events: GrokkingEvents | None, title: str
     fig, axes = new_figure(title)
     ax = axes[0, 0]
     for field, label, color in (
-        ("gradient_symmetricity", "gradient symmetricity", "#1b9e77"),
-        ("distance_irrelevance", "distance irrelevance", "#d95f02"),
+        ("gradient_symmetricity", "gradient symmetricity", COLORS["symmetricity"]),
+        ("distance_irrelevance", "distance irrelevance", COLORS["irrelevance"]),
     ):
         ax.plot(
             *series((p.step, getattr(p, field)) for p in lenses.points), color=color, marker="o", lw=1.4, label=label
         )
     agop = series((p.step, p.agop.aa if p.agop else None) for p in lenses.points)
-    ax.plot(*agop, color="#7570b3", marker="s", lw=1.0, label="AGOP a-a circulant fraction")
+    ax.plot(*agop, color=COLORS["agop"], marker="s", lw=1.0, label="AGOP a-a circulant fraction")
     if lenses.agop_baseline is not None and lenses.agop_baseline.aa is not None:
-        ax.axhline(lenses.agop_baseline.aa, color="#7570b3", ls=":", lw=1, label="... at initialisation")
-    mark_events(ax, events)
-    log_axis(ax, "x")
-    ax.set_xlabel("training step (log scale)")
-    ax.set_ylabel("value (clock: GS < 1, DI ~ 1; pizza: GS ~ 1, DI low)")
-    ax.set_ylim(-0.02, 1.05)
-    ax.legend(loc="lower left", fontsize=8)
+        ax.axhline(lenses.agop_baseline.aa, color=COLORS["agop"], ls=":", lw=1, label="... at initialisation")
+    _fraction_axes(ax, events, "value (clock: GS < 1, DI ~ 1; pizza: GS ~ 1, DI low)", 1.05, "lower left")
     return fig
 
 
