@@ -162,6 +162,7 @@ COMMANDS = ["analyze", "list", "export", "resume", "api", "open-bundle", "report
     at=st.floats(0, 1, exclude_max=True), junk=st.binary(max_size=40) | st.sampled_from([b"{}", b"\n{\"step\": 1", b"null"]),
     command=st.sampled_from(COMMANDS),
 )  # fmt: skip
+@example(target="config.yaml", how="flip", at=0.0, junk=b"", command="report")  # found by the long profile
 @SLOW
 def test_damaged_run_files_give_a_result_or_one_line(base_run, target, how, at, junk, command):
     with tempfile.TemporaryDirectory() as tmp:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from groklab.analysis.neurons import EMBED_FRACTION
+from groklab.config import to_yaml
 from groklab.conventions import PHASE_LABELS, PHASES, basis_name, event_rule
 from groklab.records import AblationReport, Criterion, Phases, Summary
 from groklab.runs import Run, RunError
@@ -322,7 +323,7 @@ def run_report(run: Run) -> str:
     if index is None:
         raise RunError(f"{run.figures_dir}: no index.json (run `groklab figures {run.path}`)")
     figures = _report_figures(run, index)
-    config = run.config_path.read_text()
+    config = to_yaml(run.config)  # the resolved config, read (and checked) through the one reader
     rows = lens_rows(analysis.lenses, read_lens_record(run, "llc"), run.metric_records())
     return render_report(
         analysis.summary, config, figures, index.get("skipped", []), analysis.ablation, GROUPS, run.status(), rows
