@@ -101,6 +101,9 @@ def test_manifest_lists_every_member_with_its_checksum(source: Run, bundle: Path
         f"analysis/{n}" for n in ("summary.json", "fourier.json", "neurons.json", "ablation.json", "progress.jsonl")
     }
     expected |= {f"snapshots/step_{s:07d}.safetensors" for s in (*STEPS, final)}
+    optional = {"analysis/lenses.json", "analysis/llc.json"}  # carried when the run has them (it has both)
+    assert all((source.path / name).is_file() for name in optional)
+    expected |= optional
     assert set(data) == expected
     for name in expected - {n for n in expected if n.startswith("snapshots/")}:
         assert data[name] == (source.path / name).read_bytes()

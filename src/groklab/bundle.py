@@ -5,6 +5,7 @@ The format (``groklab-bundle``, version 1) is a tar archive, gzip-compressed, wh
     bundle.json                          the manifest; always the first member
     config.yaml  status.json  split.npz  metrics.jsonl       byte copies of the run's files
     analysis/summary.json  fourier.json  neurons.json  ablation.json  progress.jsonl   (if analysed)
+    analysis/lenses.json  llc.json                                  (when the run has them)
     snapshots/step_NNNNNNN.safetensors   model weights (the final saved step, plus chosen steps)
 
 ``bundle.json`` is ``{"format": "groklab-bundle", "version": 1, "groklab_version": "...",
@@ -47,6 +48,8 @@ VERSION = 1
 MANIFEST = "bundle.json"
 RUN_FILES = ("config.yaml", "status.json", "split.npz", "metrics.jsonl")  # required members
 ANALYSIS_MEMBERS = tuple(f"analysis/{n}.json" for n in ANALYSIS_FILES) + ("analysis/progress.jsonl",)
+# written by analyses of this version on (lenses) or on request (the LLC): carried when present
+OPTIONAL_ANALYSIS_MEMBERS = ("analysis/lenses.json", "analysis/llc.json")
 _SNAPSHOT = re.compile(r"^snapshots/step_(\d{7,})\.safetensors$")
 _MAX_MANIFEST = 1 << 20  # bytes; a manifest lists a few dozen members
 _CHUNK = 1 << 20
@@ -87,6 +90,9 @@ def _run_members(run: Run) -> Iterator[tuple[str, bytes]]:
         _ = run.analysis
         for name in ANALYSIS_MEMBERS:
             yield name, (run.path / name).read_bytes()
+        for name in OPTIONAL_ANALYSIS_MEMBERS:
+            if (run.path / name).is_file():
+                yield name, (run.path / name).read_bytes()
 
 
 def _bundle_steps(run: Run, steps: Iterable[int] | None) -> list[int]:
@@ -297,7 +303,10 @@ def _read_manifest(path: Path, raw: bytes) -> dict[str, dict[str, Any]]:
 def _valid_entry(m: Any) -> bool:
     return (
         isinstance(m, dict)
-        and (m.get("path") in (*RUN_FILES, *ANALYSIS_MEMBERS) or bool(_SNAPSHOT.match(str(m.get("path")))))
+        and (
+            m.get("path") in (*RUN_FILES, *ANALYSIS_MEMBERS, *OPTIONAL_ANALYSIS_MEMBERS)
+            or bool(_SNAPSHOT.match(str(m.get("path"))))
+        )
         and isinstance(m.get("size"), int)
         and m["size"] >= 0
         and isinstance(m.get("sha256"), str)
