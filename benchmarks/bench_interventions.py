@@ -34,25 +34,22 @@ from groklab.sweeps.methods import method_figure, method_markdown, method_table
 from groklab.sweeps.runner import run_sweep
 from groklab.sweeps.spec import parse_spec
 
-TUNED = ("adamw_tuned",)  # rows that take the tuned lr and weight decay
 TUNED_LR_ONLY = ("orthogonal", "stablemax", "fixed_norm")  # the tuned lr, their own weight decay (0)
 
 
-THREADS: int | None = None  # torch threads per point (--threads); default: cores // workers
-
-
-def sweep(spec, out: Path, workers: int) -> list[dict]:
+def sweep(spec, out: Path, workers: int, threads: int | None = None) -> list[dict]:
+    """Run ``spec`` into ``out``; ``threads``: torch threads per point (default cores // workers)."""
     points = expand(spec)
-    pool, threads = make_executor("local", workers)
-    threads = THREADS or threads
+    pool, default_threads = make_executor("local", workers)
+    threads = threads or default_threads
     t0 = time.time()
     outcome = run_sweep(spec, points, out, pool, threads=threads)
     print(f"{spec.name}: {outcome.counts} in {time.time() - t0:.0f} s -> {out}", flush=True)
     return outcome.rows
 
 
-def published(out: Path, workers: int) -> dict:
-    rows = sweep(load_spec("grokfast_mul97"), out / "grokfast_mul97", workers)
+def published(out: Path, workers: int, threads: int | None) -> dict:
+    rows = sweep(load_spec("grokfast_mul97"), out / "grokfast_mul97", workers, threads)
     result = {
         f"{r['optim.grokfast.kind']} wd={r['optim.weight_decay']}": {
             "grokking_step": r["grokking_step"], "memorization_step": r["memorization_step"], "steps": r["steps"],
@@ -64,9 +61,9 @@ def published(out: Path, workers: int) -> dict:
     return result
 
 
-def tune(out: Path, workers: int) -> dict:
+def tune(out: Path, workers: int, threads: int | None) -> dict:
     spec = load_spec("interventions_tune")
-    rows = sweep(spec, out / "interventions_tune", workers)
+    rows = sweep(spec, out / "interventions_tune", workers, threads)
     budget = spec.set["train.steps"]
     by_point: dict[tuple[float, float], list[int]] = {}
     for r in rows:
@@ -84,17 +81,17 @@ def tune(out: Path, workers: int) -> dict:
     return result
 
 
-def evaluate(out: Path, workers: int, tuned: dict) -> None:
+def evaluate(out: Path, workers: int, threads: int | None, tuned: dict) -> None:
     spec = load_spec("interventions")
     raw = json.loads(json.dumps(spec.raw))
     zipped = raw["zip"]
     for i, name in enumerate(zipped["name"]):
-        if name in TUNED:
+        if name == "adamw_tuned":  # the tuned lr and weight decay
             zipped["optim.lr"][i], zipped["optim.weight_decay"][i] = tuned["lr"], tuned["weight_decay"]
         elif name in TUNED_LR_ONLY:
             zipped["optim.lr"][i] = tuned["lr"]
     (out / "interventions.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    sweep(parse_spec(raw, where="interventions (tuned)"), out / "interventions", workers)
+    sweep(parse_spec(raw, where="interventions (tuned)"), out / "interventions", workers, threads)
     write_table(out, tuned)
 
 
@@ -132,23 +129,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stages", default="published,tune,eval")
     ap.add_argument("--threads", type=int, default=None, help="torch threads per point (default: cores // workers)")
     args = ap.parse_args(argv)
-    global THREADS
-    THREADS = args.threads
     args.out.mkdir(parents=True, exist_ok=True)
     stages = args.stages.split(",")
     results_path = args.out / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
     if "published" in stages:
-        results["published"] = published(args.out, args.workers)
+        results["published"] = published(args.out, args.workers, args.threads)
     if "tune" in stages:
-        results["tuned"] = tune(args.out, args.workers)
+        results["tuned"] = tune(args.out, args.workers, args.threads)
     results_path.write_text(json.dumps(results, indent=1))
     if "eval" in stages or "table" in stages:
         if "tuned" not in results:
             print("run the tune stage first", file=sys.stderr)
             return 2
         if "eval" in stages:
-            evaluate(args.out, args.workers, results["tuned"])
+            evaluate(args.out, args.workers, args.threads, results["tuned"])
         else:
             write_table(args.out, results["tuned"])
     return 0

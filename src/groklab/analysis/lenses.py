@@ -14,7 +14,7 @@ memorization and grokking, and the last.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -70,9 +70,11 @@ def lenses_of_run(
     steps: list[int] | None = None,
     agop_steps: list[int] | None = None,
     on_step: Callable[[int, int], None] | None = None,
+    states: Mapping[int, dict[str, torch.Tensor]] | None = None,
 ) -> Lenses:
     """Gradient symmetricity and distance irrelevance at ``steps``, AGOP circulant fractions at
-    ``agop_steps`` (defaults: :func:`lens_steps`)."""
+    ``agop_steps`` (defaults: :func:`lens_steps`). ``states``: model states already loaded (by
+    step), used instead of reading those files again."""
     default_steps, default_agop = lens_steps(run)
     steps = steps if steps is not None else default_steps
     agop_steps = agop_steps if agop_steps is not None else default_agop
@@ -84,7 +86,8 @@ def lenses_of_run(
     model = run.build_model(device)
     points, reasons, mats = [], {}, {}
     for i, step in enumerate(steps):
-        model.load_state_dict(run.load_state(step, map_location=device))
+        state = states[step] if states is not None and step in states else run.load_state(step, device)
+        model.load_state_dict(state)
         gs, di, why = model_clock_pizza(model, ds, basis)
         fr = fr_train = why_agop = None
         if step in agop_steps:

@@ -164,8 +164,9 @@ def analyze_run(
     analysed = [step for step, _ in states]
     lens_at, agop_at = lens_steps(run)
     lenses = lenses_of_run(
-        run, str(device), [s for s in lens_at if s in analysed], [s for s in agop_at if s in analysed]
-    )
+        run, str(device), [s for s in lens_at if s in analysed], [s for s in agop_at if s in analysed],
+        states=dict(states),
+    )  # fmt: skip
     summary.warnings, summary.device = warnings, str(device)
     summary.elapsed_s = round(time.perf_counter() - t0, 2)
     return Analysis(summary, progress, fourier, neurons, ablation, lenses)

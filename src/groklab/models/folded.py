@@ -37,7 +37,17 @@ from torch.autograd.function import once_differentiable
 if TYPE_CHECKING:
     from groklab.models.transformer import Transformer
 
-__all__ = ["can_fold", "folded_logits"]
+
+def rate_pattern(softmax: Tensor, rate: float) -> Tensor:
+    """The attention rate alpha of Zhong et al. 2023 (``model.attn_rate``): ``alpha * softmax +
+    (1 - alpha)`` on every key the query sees, unnormalised (alpha = 1: plain softmax; alpha = 0:
+    every visible key has weight 1). ``softmax`` holds visible keys only, or 0 on masked ones."""
+    if rate == 1.0:
+        return softmax
+    return softmax * rate + (1.0 - rate)
+
+
+__all__ = ["can_fold", "folded_logits", "rate_pattern"]
 
 
 def can_fold(model: Transformer) -> bool:
@@ -56,9 +66,8 @@ def folded_logits(model: Transformer, a: Tensor, b: Tensor) -> Tensor:
     s = tables.scores.index_select(0, group.flatten()).view(-1, 2, n_head)  # [batch, key, head]
     s_eq = tables.scores[-1].expand(len(a), 1, n_head)  # the `=` key's scores
     pattern = torch.cat([s, s_eq], 1).softmax(1)  # [batch, key (0, 1, =), head]
-    rate = model.cfg.attn_rate
-    if rate != 1.0:  # weights alpha * w_j + 1 - alpha; their sum 3 - 2 alpha is in the tables' constants
-        pattern = pattern * rate + (1.0 - rate)
+    # weights alpha * w_j + 1 - alpha (attn_rate); their sum 3 - 2 alpha is in the tables' constants
+    pattern = rate_pattern(pattern, model.cfg.attn_rate)
     pre, direct = _row_sums([tables.mlp_in, tables.direct], group, pattern[:, :2])
     post = mlp.hook_post(mlp.act(mlp.hook_pre(pre)))  # [batch, d_mlp]
     return torch.addmm(direct, post, mlp.W_out @ model.unembed.W_U)

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from groklab.config import ModelConfig
-from groklab.models.folded import can_fold, folded_logits
+from groklab.models.folded import can_fold, folded_logits, rate_pattern
 from groklab.models.hooks import HookedModule, HookPoint
 
 __all__ = ["Transformer", "rate_pattern"]
@@ -73,15 +73,6 @@ class LayerNorm(nn.Module):
         x = x - x.mean(-1, keepdim=True)
         scale = self.hook_scale((x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt())
         return x / scale * self.w + self.b
-
-
-def rate_pattern(softmax: Tensor, rate: float) -> Tensor:
-    """The attention rate alpha of Zhong et al. 2023 (``model.attn_rate``): ``alpha * softmax +
-    (1 - alpha)`` on every key the query sees, unnormalised (alpha = 1: plain softmax; alpha = 0:
-    every visible key has weight 1). ``softmax`` holds visible keys only, or 0 on masked ones."""
-    if rate == 1.0:
-        return softmax
-    return softmax * rate + (1.0 - rate)
 
 
 class Attention(nn.Module):
