@@ -21,7 +21,9 @@ from groklab.cli_steps import (
     err_console,
     print_result,
     print_summary,
+    resume_ensemble_dir,
     run_analysis,
+    train_ensemble,
     train_new_run,
     training_progress,
     user_errors,
@@ -43,6 +45,10 @@ SetOpt = Annotated[list[str] | None, typer.Option("--set", "-s", help="Dotted ov
 OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help="Run directory to create.")]
 RunsDirOpt = Annotated[Path, typer.Option("--runs-dir", help="Where runs go when --out is not given.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")]
+SeedsOpt = Annotated[
+    str | None,
+    typer.Option("--seeds", help="Train these seeds together (0-7 or 0,3,5): seed = split_seed = S, in OUT/seed_S."),
+]
 
 
 # -- train ------------------------------------------------------------------------------------------
@@ -53,16 +59,22 @@ def train(
     set_: SetOpt = None,
     out: OutOpt = None,
     runs_dir: RunsDirOpt = Path("runs"),
-    resume: Annotated[Path | None, typer.Option("--resume", help="Continue this run directory.")] = None,
+    resume: Annotated[Path | None, typer.Option("--resume", help="Continue this run (or ensemble) directory.")] = None,
+    seeds: SeedsOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Train a model into a new run directory, or --resume one."""
+    """Train a model into a new run directory, an ensemble of seeds (--seeds), or --resume one."""
+    from groklab.runs import is_ensemble_dir
     from groklab.train import resume_training
 
     if resume is not None:
-        if set_ or out is not None:
-            raise BadInput("--resume takes no --set or --out: the run's own config.yaml is used")
+        if set_ or out is not None or seeds is not None:
+            raise BadInput("--resume takes no --set, --out or --seeds: the run's own config.yaml is used")
         from groklab.runs import Run
+
+        if is_ensemble_dir(resume):
+            resume_ensemble_dir(resume, quiet)
+            return
 
         cfg = Run.open(resume).config
         with training_progress(cfg.train.steps, 0, quiet) as update:
@@ -74,6 +86,8 @@ def train(
         print_result(run.path, result)
         if result.state != "completed":
             raise typer.Exit(1)
+    elif seeds is not None:
+        train_ensemble(load_config(config, set_), seeds, out, runs_dir, quiet)
     else:
         train_new_run(load_config(config, set_), out, runs_dir, quiet)
 

@@ -124,6 +124,103 @@ def train_new_run(
     return run
 
 
+MAX_SEEDS = 4096  # a bound on the text of --seeds before any memory estimate
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``--seeds``: a range ``A-B`` (inclusive, A <= B) or a list ``A,B,C`` of distinct seeds >= 0."""
+    text = text.strip()
+    if not text:
+        raise BadInput("--seeds: empty (give a range such as 0-7 or a list such as 0,3,5)")
+    try:
+        if "-" in text and "," not in text:
+            lo_text, hi_text = text.split("-", 1)
+            lo, hi = int(lo_text), int(hi_text)
+            if hi < lo:
+                raise BadInput(f"--seeds {text}: the range is reversed (write {hi}-{lo})")
+            if hi - lo + 1 > MAX_SEEDS:
+                raise BadInput(f"--seeds {text}: {hi - lo + 1:,} seeds is more than {MAX_SEEDS:,}")
+            seeds = list(range(lo, hi + 1))
+        else:
+            seeds = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise BadInput(f"--seeds {text!r}: not a range A-B or a list A,B,C of integers") from None
+    if any(s < 0 for s in seeds):
+        raise BadInput(f"--seeds {text}: seeds must be >= 0")
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise BadInput(f"--seeds {text}: seed {repeated[0]} is given twice")
+    return seeds
+
+
+def train_ensemble(
+    cfg: Config,
+    seeds_text: str,
+    out: Path | None,
+    runs_dir: Path,
+    quiet: bool,
+    callbacks: Callable[[int], list[Any]] | None = None,
+) -> list[Run]:
+    """``--seeds``: create the ensemble directory (``out`` or a default under ``runs_dir``) and
+    train its members together (``callbacks(i)``: member i's own trainer callbacks); exit 1 when
+    a member does not complete (after every member has finished)."""
+    from groklab.limits import ensemble_too_large
+    from groklab.runs import create_ensemble_dir, default_ensemble_dir
+    from groklab.train.ensemble import batch_refusal, member_configs, start_ensemble
+
+    seeds = parse_seeds(seeds_text)
+    why = batch_refusal(cfg) or ensemble_too_large(cfg, len(seeds))
+    if why:
+        raise BadInput(why)
+    path = out if out is not None else default_ensemble_dir(runs_dir, cfg, seeds_text)
+    paths = create_ensemble_dir(path, seeds, cfg.name)
+    with ensemble_progress(cfg.train.steps, 0, len(seeds), quiet) as update:
+        results = start_ensemble(member_configs(cfg, seeds), paths, callbacks=callbacks, on_eval=update)
+    return finish_ensemble(path, results)
+
+
+def resume_ensemble_dir(path: Path, quiet: bool) -> list[Run]:
+    """``--resume`` of an ensemble directory: every member from the newest common checkpoint."""
+    from groklab.runs import ensemble_members
+    from groklab.train.ensemble import resume_ensemble
+
+    members = ensemble_members(path)
+    cfg = Run.open(members[0]).config
+    with ensemble_progress(cfg.train.steps, 0, len(members), quiet) as update:
+        results = resume_ensemble(
+            members, on_warning=lambda w: err_console.print(f"warning: {w}", highlight=False), on_eval=update
+        )
+    return finish_ensemble(path, results)
+
+
+def finish_ensemble(path: Path, results: list[tuple[Run, Any]]) -> list[Run]:
+    """Print each member's outcome; exit 1 unless every member completed."""
+    for run, result in results:
+        print_result(run.path, result)
+    console.print(f"ensemble: {path}", highlight=False, soft_wrap=True)
+    if any(r.state != "completed" for _, r in results):
+        raise typer.Exit(1)
+    return [run for run, _ in results]
+
+
+@contextmanager
+def ensemble_progress(total: int, start: int, n: int, quiet: bool) -> Iterator[Callable[[int, int], None]]:
+    """A Rich progress bar over an ensemble's steps with the number of members still training."""
+    if quiet or not console.is_terminal:
+        yield lambda step, active: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.fields[stats]}"), console=console) as progress:  # fmt: skip
+        task = progress.add_task("train", total=total, completed=start, stats=f"{n} members")
+
+        def update(step: int, active: int) -> None:
+            progress.update(task, completed=step, stats=f"{active} of {n} members training")
+
+        yield update
+
+
 def run_analysis(run_dir: Path, quiet: bool) -> Summary:
     """Analyse a run and write RUN_DIR/analysis/*; returns the summary."""
     from groklab.analysis.pipeline import analyze_run

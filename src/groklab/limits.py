@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from groklab.config import Config
 
-__all__ = ["MAX_SWEEP_POINTS", "machine_memory_bytes", "task_memory_bytes", "task_too_large", "too_many_points"]
+__all__ = ["MAX_SWEEP_POINTS", "machine_memory_bytes", "task_memory_bytes", "ensemble_too_large", "task_too_large", "too_many_points"]
 
 MAX_SWEEP_POINTS = 10_000
 
@@ -55,4 +55,17 @@ def task_too_large(cfg: Config, available: int | None = None) -> str | None:
     return (
         f"task.p: p={cfg.task.p} needs about {need / 1e9:,.1f} GB for one full-batch step "
         f"(about {cfg.task.p**2:,} pairs x {cfg.task.p} classes), more than this machine's {have / 1e9:,.1f} GB"
+    )
+
+
+def ensemble_too_large(cfg: Config, n_members: int, available: int | None = None) -> str | None:
+    """Why an ensemble of ``n_members`` members of ``cfg`` is refused (their batched step would not
+    fit in ``available`` bytes, default this machine's memory), or None."""
+    one = task_memory_bytes(cfg)
+    have = available if available is not None else machine_memory_bytes()
+    if n_members * one <= have:
+        return None
+    return (
+        f"--seeds: {n_members} members need about {n_members * one / 1e9:,.1f} GB for one batched step, "
+        f"more than this machine's {have / 1e9:,.1f} GB (at most {max(have // one, 1)} fit; use fewer seeds)"
     )

@@ -505,6 +505,54 @@ def default_run_dir(runs_dir: Path, cfg: Config) -> Path:
     return path
 
 
+ENSEMBLE_FILE = "ensemble.json"  # DIR/ensemble.json: the members of `groklab train --seeds` (DESIGN section 9)
+
+
+def member_name(seed: int) -> str:
+    return f"seed_{seed}"
+
+
+def is_ensemble_dir(path: Path) -> bool:
+    return (Path(path) / ENSEMBLE_FILE).is_file()
+
+
+def create_ensemble_dir(path: Path, seeds: list[int], config_name: str) -> list[Path]:
+    """Make the ensemble directory (refused where something already is, as for a run) with its
+    index ``ensemble.json``; returns the members' run directories (``seed_S``, not yet created)."""
+    path = Path(path)
+    if is_ensemble_dir(path):
+        raise RunError(f"--out {path}: already an ensemble (use `groklab train --resume {path}` to continue it)")
+    check_new_run_path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    index = {"kind": "ensemble", "config": config_name, "seeds": seeds, "members": [member_name(s) for s in seeds]}
+    atomic_write(path / ENSEMBLE_FILE, json.dumps(index, indent=1) + "\n")
+    return [path / member_name(s) for s in seeds]
+
+
+def ensemble_members(path: Path) -> list[Path]:
+    """The members' run directories of an ensemble directory, in the order of its seeds."""
+    where = Path(path) / ENSEMBLE_FILE
+    try:
+        index = json.loads(where.read_text())
+        names = index["members"]
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) and "/" not in n for n in names):
+            raise ValueError("members is not a list of directory names")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
+        raise RunError(f"{where}: not a readable ensemble index ({files.describe_error(e)})") from None
+    return [Path(path) / n for n in names]
+
+
+def default_ensemble_dir(runs_dir: Path, cfg: Config, seeds_text: str) -> Path:
+    """``<UTC time>__<name>__seeds<spec>`` under ``runs_dir`` (the spec as given, e.g. 0-7)."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    base = runs_dir / f"{stamp}__{cfg.name}__seeds{seeds_text.replace(',', '_')}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
 def list_runs(runs_dir: Path) -> list[Run]:
     """Every run directory directly under ``runs_dir`` (or nested one level, as in a sweep), sorted."""
     runs_dir = Path(runs_dir)
@@ -516,4 +564,6 @@ def list_runs(runs_dir: Path) -> list[Run]:
             found.append(Run(child))
         elif child.is_dir() and (child / "runs").is_dir():
             found.extend(Run(c) for c in sorted((child / "runs").iterdir()) if is_run_dir(c))
+        elif is_ensemble_dir(child):
+            found.extend(Run(c) for c in sorted(child.iterdir()) if is_run_dir(c))
     return found

@@ -234,6 +234,11 @@ class Transformer(HookedModule):
         one row until it first attends. A 1-layer model without LayerNorm takes the folded path."""
         if not bool((tokens[:, 2] == self.p).all()):
             raise ValueError("forward_last expects the `=` token (p) at position 2")
+        return self.forward_last_unchecked(tokens)
+
+    def forward_last_unchecked(self, tokens: Tensor) -> Tensor:
+        """:meth:`forward_last` without its check of position 2 (a data-dependent branch, which
+        ``torch.func.vmap`` cannot take; the ensemble checks its inputs once instead)."""
         a, b = tokens[:, 0], tokens[:, 1]
         if can_fold(self):
             return folded_logits(self, a, b)

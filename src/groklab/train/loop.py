@@ -186,9 +186,14 @@ class Trainer:
 
     def evaluate(self) -> EvalResult:
         with eval_mode(self.model):
-            tr_logits = self.model.forward_last(self.x_train)
-            tr_loss, tr_acc = loss_and_acc(tr_logits, self.y_train, self.loss_dtype)
-            te_loss, te_acc = loss_and_acc(self.model.forward_last(self.x_test), self.y_test, self.loss_dtype)
+            return self.result_from_logits(self.model.forward_last(self.x_train), self.model.forward_last(self.x_test))
+
+    def result_from_logits(self, tr_logits: Tensor, te_logits: Tensor) -> EvalResult:
+        """The evaluation record of this step from the logits of the whole train and test splits
+        (computed here, or by an ensemble for all its members at once); the weight norm is read
+        from ``self.model``."""
+        tr_loss, tr_acc = loss_and_acc(tr_logits, self.y_train, self.loss_dtype)
+        te_loss, te_acc = loss_and_acc(te_logits, self.y_test, self.loss_dtype)
         collapse = softmax_collapse(tr_logits, self.y_train)  # float32 whatever loss_dtype is
         sq = weight_norm_sq(self.model)
         return EvalResult(
