@@ -313,6 +313,10 @@ def sweep(
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run failed points again.")] = False,
     max_retries: Annotated[int, typer.Option("--max-retries", help="Resubmits when a worker dies.")] = 1,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the points; run nothing.")] = False,
+    batch: Annotated[
+        int,
+        typer.Option("--batch", help="Train up to N points that differ only in seed, lr, weight decay... together."),
+    ] = 8,
     quiet: QuietOpt = False,
 ) -> None:
     """Run a sweep: every point of SPEC is a run under SWEEP_DIR/runs; completed points are skipped."""
@@ -324,6 +328,8 @@ def sweep(
     check_executor_options(executor, workers, address)
     if max_retries < 0:
         raise BadInput(f"--max-retries must be >= 0, got {max_retries}")
+    if batch < 1:
+        raise BadInput(f"--batch must be at least 1, got {batch}")
     sweep_spec = load_spec(spec)
     points = expand(sweep_spec)
     sweep_dir = out if out is not None else runs_dir / f"sweep_{sweep_spec.name}"
@@ -339,7 +345,7 @@ def sweep(
     with sweep_display(console, sweep_spec.name, len(points), quiet) as update:
         outcome = run_sweep(
             sweep_spec, points, sweep_dir, pool, threads=threads, retry_failed=retry_failed,
-            max_retries=max_retries, on_update=update,
+            max_retries=max_retries, on_update=update, batch=batch,
         )  # fmt: skip
     counts = ", ".join(f"{n} {s}" for s, n in sorted(outcome.counts.items()))
     console.print(f"sweep {sweep_spec.name}: {counts} -> {sweep_dir}/summary.csv", highlight=False, soft_wrap=True)

@@ -21,7 +21,14 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from groklab.config import Config
 
-__all__ = ["MAX_SWEEP_POINTS", "machine_memory_bytes", "task_memory_bytes", "ensemble_too_large", "task_too_large", "too_many_points"]
+__all__ = [
+    "MAX_SWEEP_POINTS",
+    "machine_memory_bytes",
+    "task_memory_bytes",
+    "ensemble_too_large",
+    "task_too_large",
+    "too_many_points",
+]
 
 MAX_SWEEP_POINTS = 10_000
 

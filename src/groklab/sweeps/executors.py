@@ -21,7 +21,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from groklab.sweeps.spec import SweepError
-from groklab.sweeps.worker import PointResult, PointTask, execute_point, init_local_worker
+from groklab.sweeps.worker import BatchTask, PointResult, PointTask, execute_task, expand_outcome, init_local_worker
 
 __all__ = [
     "EXECUTORS",
@@ -61,7 +61,7 @@ class LocalExecutor:
 
     def __init__(self, workers: int) -> None:
         self.capacity = workers
-        self._futures: dict[Future[PointResult], PointTask] = {}
+        self._futures: dict[Future[Any], PointTask | BatchTask] = {}
         self._pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
@@ -78,8 +78,8 @@ class LocalExecutor:
     def running(self) -> int:
         return len(self._futures)
 
-    def submit(self, task: PointTask) -> None:
-        self._futures[self._pool.submit(execute_point, task)] = task
+    def submit(self, task: PointTask | BatchTask) -> None:
+        self._futures[self._pool.submit(execute_task, task)] = task
 
     def poll(self, timeout: float) -> Finished:
         if not self._futures:
@@ -92,13 +92,13 @@ class LocalExecutor:
             exc = fut.exception()
             if isinstance(exc, BrokenProcessPool):
                 broken = True
-                out.append((task, WorkerLost(f"worker process died ({exc})")))
+                out += expand_outcome(task, WorkerLost(f"worker process died ({exc})"))
             else:
-                out.append((task, exc if exc is not None else fut.result()))
+                out += expand_outcome(task, exc if exc is not None else fut.result())
         if broken:  # every pending future of a broken pool fails; start a fresh pool for the rest
             for fut, task in list(self._futures.items()):
                 fut.cancel()
-                out.append((task, WorkerLost("worker pool broke while this point was queued")))
+                out += expand_outcome(task, WorkerLost("worker pool broke while this point was queued"))
             self._futures.clear()
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = self._new_pool()
@@ -210,14 +210,14 @@ class RayExecutor:
             raise SweepError(f"could not start or join Ray ({type(e).__name__}: {str(e).splitlines()[0]})") from None
         cpus = int(ray.cluster_resources().get("CPU", 1))
         self.capacity = max(1, min(workers or cpus, cpus // threads or 1))
-        self._remote = ray.remote(execute_point).options(num_cpus=threads, max_retries=max_retries)
-        self._refs: dict[Any, PointTask] = {}
+        self._remote = ray.remote(execute_task).options(num_cpus=threads, max_retries=max_retries)
+        self._refs: dict[Any, PointTask | BatchTask] = {}
 
     @property
     def running(self) -> int:
         return len(self._refs)
 
-    def submit(self, task: PointTask) -> None:
+    def submit(self, task: PointTask | BatchTask) -> None:
         self._refs[self._remote.remote(task)] = task
 
     def poll(self, timeout: float) -> Finished:
@@ -231,13 +231,13 @@ class RayExecutor:
         for ref in ready:
             task = self._refs.pop(ref)
             try:
-                out.append((task, ray.get(ref)))
+                out += expand_outcome(task, ray.get(ref))
             except ray.exceptions.TaskCancelledError:
-                out.append((task, KeyboardInterrupt("cancelled")))
+                out += expand_outcome(task, KeyboardInterrupt("cancelled"))
             except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError) as e:
-                out.append((task, WorkerLost(f"Ray worker died: {str(e).splitlines()[0]}")))
+                out += expand_outcome(task, WorkerLost(f"Ray worker died: {str(e).splitlines()[0]}"))
             except Exception as e:
-                out.append((task, e))
+                out += expand_outcome(task, e)
         return out
 
     def interrupt(self) -> None:

@@ -40,7 +40,7 @@ from groklab.sweeps.aggregate import (
 from groklab.sweeps.executors import WorkerLost
 from groklab.sweeps.figures import lens_figures, phase_diagrams
 from groklab.sweeps.spec import Point, SweepSpec
-from groklab.sweeps.worker import PointResult, PointTask
+from groklab.sweeps.worker import BatchTask, PointResult, PointTask
 
 __all__ = ["Executor", "SweepOutcome", "SweepProgress", "run_sweep", "write_aggregates"]
 
@@ -50,7 +50,7 @@ class Executor(Protocol):
 
     @property
     def running(self) -> int: ...
-    def submit(self, task: PointTask) -> None: ...
+    def submit(self, task: PointTask | BatchTask) -> None: ...
     def poll(self, timeout: float) -> list[tuple[PointTask, PointResult | BaseException]]: ...
     def interrupt(self) -> None: ...
     def close(self, force: bool = False) -> None: ...
@@ -88,10 +88,13 @@ def run_sweep(
     lock_wait_s: float = 30.0,
     figure_every_s: float = 10.0,
     on_update: Callable[[SweepProgress], None] | None = None,
+    batch: int = 1,
 ) -> SweepOutcome:
     """Run every point of ``points`` into ``sweep_dir/runs`` and keep the aggregates current.
-    The executor is closed on return."""
+    Up to ``batch`` fresh points that differ only in shape-free keys train together as one
+    ensemble (:func:`groklab.train.ensemble.batch_key`). The executor is closed on return."""
     sweep = _Sweep(spec, points, Path(sweep_dir).absolute(), executor, threads, retry_failed, lock_wait_s)
+    sweep.batch = batch
     sweep.plan()
     stop = _StopFlag()
     try:
@@ -121,6 +124,7 @@ class _Sweep:
         self.failures: dict[str, str] = {}
         self.attempts: dict[str, int] = {}
         self.rows: dict[str, dict[str, Any]] = {}
+        self.batch = 1
 
     def plan(self) -> None:
         """Queue what needs running; count what is done; record invalid points as failed."""
@@ -158,6 +162,36 @@ class _Sweep:
         path = str(runs_dir(self.dir) / p.run_id)
         return PointTask(p.run_id, path, p.config, self.threads, self.retry_failed, self.lock_wait_s)
 
+    def next_task(self) -> PointTask | BatchTask:
+        """The next queued point, with up to ``batch - 1`` more queued fresh points of its batch key
+        (fewer when that leaves workers idle: the points of a key are shared out over them)."""
+        first = self.queue.popleft()
+        key = self._batch_key(first)
+        if key is None:
+            return self.task_for(first)
+        same = [p for p in self.queue if self._batch_key(p) == key]
+        share = -(-(len(same) + 1) // max(1, self.executor.capacity))  # spread over the workers
+        mates = same[: min(self.batch, share) - 1]
+        if not mates:
+            return self.task_for(first)
+        for p in mates:
+            self.queue.remove(p)
+        return BatchTask(tuple(self.task_for(p) for p in [first, *mates]))
+
+    def _batch_key(self, p: Point) -> str | None:
+        """The point's batch key, or None when it trains alone (batch 1, a directory exists
+        already, or its config is not batched)."""
+        from groklab.config import config_from_dict
+        from groklab.limits import ensemble_too_large
+        from groklab.train.ensemble import batch_key, batch_refusal
+
+        if self.batch < 2 or (runs_dir(self.dir) / p.run_id).exists():
+            return None
+        cfg = config_from_dict(p.config)
+        if batch_refusal(cfg) or ensemble_too_large(cfg, self.batch):
+            return None
+        return batch_key(cfg)
+
     def loop(
         self,
         stop: _StopFlag,
@@ -185,7 +219,7 @@ class _Sweep:
                 ex.interrupt()
                 update()
             while self.queue and ex.running < ex.capacity and not stop.count:
-                ex.submit(self.task_for(self.queue.popleft()))
+                ex.submit(self.next_task())
                 update()
             for task, outcome in ex.poll(timeout=0.25):
                 result = _settle(task, outcome, self.attempts, max_retries, self.failures, stopping=bool(stop.count))

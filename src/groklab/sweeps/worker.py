@@ -12,7 +12,11 @@ no live lock (its writer was killed)   never having stopped); start over when th
 ``running`` with a live lock           wait up to ``lock_wait_s`` for it, then report it busy
 =====================================  ==========================================================
 
-Workers never write outside their point's run directory; the sweep's own files are written by
+Points that differ only in keys that leave tensor shapes alone (``groklab sweep --batch N``) and
+have no directory yet are trained together as one ensemble (:class:`BatchTask`,
+:mod:`groklab.train.ensemble`); each still gets its own run directory and its own result.
+
+Workers never write outside their points' run directories; the sweep's own files are written by
 the parent process only.
 """
 
@@ -29,7 +33,15 @@ from typing import Any
 
 from groklab.runs import Run, RunError, RunLockedError, is_run_dir
 
-__all__ = ["PointResult", "PointTask", "execute_point", "init_local_worker"]
+__all__ = [
+    "BatchTask",
+    "PointResult",
+    "PointTask",
+    "execute_point",
+    "execute_task",
+    "expand_outcome",
+    "init_local_worker",
+]
 
 
 @dataclass(frozen=True)
@@ -50,6 +62,37 @@ class PointResult:
     error: str | None
     action: str  # started | resumed | restarted | skipped | busy | error
     seconds: float
+
+
+@dataclass(frozen=True)
+class BatchTask:
+    """Fresh points (no run directory yet) whose configs share a batch key, trained as one ensemble."""
+
+    points: tuple[PointTask, ...]
+
+    @property
+    def run_id(self) -> str:
+        return "+".join(t.run_id for t in self.points)
+
+
+Outcome = PointResult | list[PointResult] | BaseException
+
+
+def expand_outcome(
+    task: PointTask | BatchTask, outcome: Outcome
+) -> list[tuple[PointTask, PointResult | BaseException]]:
+    """One (point, result) per point: a batch's results, or its exception for each of its points."""
+    if not isinstance(task, BatchTask):
+        assert not isinstance(outcome, list)
+        return [(task, outcome)]
+    if isinstance(outcome, list):
+        return list(zip(task.points, outcome, strict=True))
+    return [(t, outcome) for t in task.points]
+
+
+def execute_task(task: PointTask | BatchTask) -> PointResult | list[PointResult]:
+    """What a worker runs: one point, or a batch of points together."""
+    return execute_batch(task) if isinstance(task, BatchTask) else execute_point(task)
 
 
 _STOP = threading.Event()  # a SIGINT arrived while the trainer's own handler was not installed
@@ -76,6 +119,45 @@ def execute_point(task: PointTask) -> PointResult:
     finally:
         _BUSY.clear()
     return PointResult(task.run_id, state, step, error, action, round(time.perf_counter() - t0, 3))
+
+
+def execute_batch(batch: BatchTask) -> list[PointResult]:
+    """Train a batch's points as one ensemble; a point whose directory appeared meanwhile, or a batch
+    that cannot start, falls back to one point at a time. Never raises for a problem of a point."""
+    import torch
+
+    from groklab.config import config_from_dict
+    from groklab.train.ensemble import start_ensemble
+
+    tasks = batch.points
+    torch.set_num_threads(max(1, tasks[0].threads))
+    t0 = time.perf_counter()
+    if _STOP.is_set():
+        return [PointResult(t.run_id, "interrupted", None, "stopped before it started", "skipped", 0.0) for t in tasks]
+    paths = [Path(t.run_dir) for t in tasks]
+    for path in paths:
+        if path.exists() and not is_run_dir(path):
+            shutil.rmtree(path)  # half-created by a killed sweep: nothing trained yet
+    if any(path.exists() for path in paths):
+        return [execute_point(t) for t in tasks]
+    _BUSY.set()
+    try:
+        results = start_ensemble(
+            [config_from_dict(t.config) for t in tasks], paths, on_eval=lambda step, n: _pass_on_stop(None)
+        )
+    except RunLockedError as e:
+        return [PointResult(t.run_id, "running", None, str(e), "busy", 0.0) for t in tasks]
+    except Exception as e:  # recorded as each point's failure; the sweep goes on
+        error = f"{type(e).__name__}: {e}".strip(": ")
+        steps = [Run(p).status().get("step") if is_run_dir(p) else None for p in paths]
+        return [PointResult(t.run_id, "failed", s, error, "error", 0.0) for t, s in zip(tasks, steps, strict=True)]
+    finally:
+        _BUSY.clear()
+    seconds = round(time.perf_counter() - t0, 3)
+    return [
+        PointResult(t.run_id, r.state, r.step, r.error, "started", seconds)
+        for t, (_, r) in zip(tasks, results, strict=True)
+    ]
 
 
 def _execute(task: PointTask) -> tuple[str, int | None, str | None, str]:

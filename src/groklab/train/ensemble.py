@@ -274,7 +274,10 @@ def start_ensemble(
     with ExitStack() as stack:
         for run in runs:
             stack.enter_context(run.lock())
-        trainers = [Trainer(c, r, callbacks=callbacks(i) if callbacks else None) for i, (c, r) in enumerate(zip(cfgs, runs, strict=True))]
+        trainers = [
+            Trainer(c, r, callbacks=list(callbacks(i)) if callbacks else None)
+            for i, (c, r) in enumerate(zip(cfgs, runs, strict=True))
+        ]
         return list(zip(runs, _train(trainers, on_eval), strict=True))
 
 
@@ -291,7 +294,11 @@ def resume_ensemble(
     with ExitStack() as stack:
         for run in runs:
             stack.enter_context(run.lock())
-        ended = {i: int(run.status()["step"]) for i, run in enumerate(runs) if run.status()["state"] in ("completed", "failed")}
+        ended = {
+            i: int(run.status()["step"])
+            for i, run in enumerate(runs)
+            if run.status()["state"] in ("completed", "failed")
+        }
         training = [i for i in range(len(runs)) if i not in ended]
         if not training:
             return [(r, TrainResult(r.status()["state"], int(r.status()["step"]))) for r in runs]

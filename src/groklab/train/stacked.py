@@ -36,7 +36,7 @@ def stack_params(models: Sequence[nn.Module]) -> dict[str, Tensor]:
 class _Last(nn.Module):
     """``forward`` = the template model's ``forward_last`` without its input check (for vmap)."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: Transformer | MLPModel) -> None:
         super().__init__()
         self.model = model
 
@@ -52,10 +52,12 @@ def stacked_logits(template: Transformer | MLPModel, params: dict[str, Tensor], 
             raise ValueError("the ensemble expects the `=` token (p) at position 2")
         if can_fold(template):  # TEMPORARY until the stacked folded path lands: one member at a time
             wrapped = _Last(template)
-            return torch.stack([
-                functional_call(wrapped, {f"model.{n}": t[m] for n, t in params.items()}, (tokens[m],))
-                for m in range(tokens.shape[0])
-            ])
+            return torch.stack(
+                [
+                    functional_call(wrapped, {f"model.{n}": t[m] for n, t in params.items()}, (tokens[m],))
+                    for m in range(tokens.shape[0])
+                ]
+            )
     wrapped = _Last(template)
     prefixed = {f"model.{n}": t for n, t in params.items()}
     return vmap(lambda prm, x: functional_call(wrapped, prm, (x,)))(prefixed, tokens)
@@ -64,6 +66,18 @@ def stacked_logits(template: Transformer | MLPModel, params: dict[str, Tensor], 
 def _per_member(values: Sequence[float], like: Tensor) -> Tensor:
     """Per-member scalars as a float tensor that broadcasts against ``like`` [S, ...]."""
     return torch.tensor(values, dtype=like.dtype, device=like.device).view(-1, *[1] * (like.dim() - 1))
+
+
+def _uniform(values: Sequence[float]) -> float | None:
+    """The one value when every member has it (then torch's own scalar calls are used, so a member
+    is updated bit for bit as by torch's optimizer), else None."""
+    return values[0] if all(v == values[0] for v in values) else None
+
+
+def _add_scaled(out: Tensor, values: Sequence[float], x: Tensor) -> Tensor:
+    """``out + values[m] * x`` per member (in place when ``out`` is the parameter)."""
+    v = _uniform(values)
+    return out.add_(x, alpha=v) if v is not None else out.add_(x * _per_member(values, x))
 
 
 class StackedOptimizer:
@@ -96,19 +110,24 @@ class StackedOptimizer:
         exp_avg, exp_avg_sq = st["exp_avg"], st["exp_avg_sq"]
         assert exp_avg is not None and exp_avg_sq is not None
         if self.name == "adamw":
-            param.mul_(_per_member([1 - r * w for r, w in zip(lr, wd, strict=True)], param))
+            decay = [1 - r * w for r, w in zip(lr, wd, strict=True)]
+            param.mul_(_uniform(decay) or _per_member(decay, param))
         elif any(wd):
-            grad = grad.add(param * _per_member(wd, param))
+            grad = _add_scaled(grad.clone(), wd, param)
         exp_avg.lerp_(grad, 1 - beta1)
         exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         bias_correction1 = 1 - beta1**self.step_count
         bias_correction2_sqrt = (1 - beta2**self.step_count) ** 0.5
         denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(self.eps)
-        param.add_(_per_member([-r / bias_correction1 for r in lr], param) * exp_avg / denom)
+        step_size = [-r / bias_correction1 for r in lr]
+        if (v := _uniform(step_size)) is not None:
+            param.addcdiv_(exp_avg, denom, value=v)
+        else:
+            param.add_(_per_member(step_size, param) * exp_avg / denom)
 
     def _sgd(self, name: str, param: Tensor, grad: Tensor, lr: Sequence[float]) -> None:
         if any(self.weight_decay):
-            grad = grad.add(param * _per_member(self.weight_decay, param))
+            grad = _add_scaled(grad.clone(), self.weight_decay, param)
         if self.momentum != 0:
             buf = self.state[name].get("momentum_buffer")
             if buf is None:
@@ -116,7 +135,7 @@ class StackedOptimizer:
             else:
                 buf.mul_(self.momentum).add_(grad)
             grad = buf
-        param.add_(_per_member([-r for r in lr], param) * grad)
+        _add_scaled(param, [-r for r in lr], grad)
 
     def zero_grad(self) -> None:
         for param in self.params.values():
@@ -150,7 +169,7 @@ class StackedOptimizer:
                     if not all(v is None for v in vals):
                         raise ValueError(f"optimizer state {key} of {name} missing for some members")
                     continue
-                self.state[name][key] = torch.stack([v.to(self.params[name]) for v in vals])
+                self.state[name][key] = torch.stack([v.to(self.params[name]) for v in vals if v is not None])
 
     def keep(self, index: Tensor) -> None:
         """Keep the members at ``index`` (the others have left the batch); params are re-stacked by
