@@ -55,7 +55,7 @@ def _quantity_row(q: SeedQuantity) -> str:
 def _quantities(agg: SeedAggregate) -> str:
     head = (
         "<tr><th>quantity</th><th>n</th><th>censored</th><th>left out</th><th>median</th><th>IQR (q1 to q3)</th>"
-        f"<th>{agg.ci_level:.0%} CI of the median</th><th>why a value is n/a</th><th>per seed</th></tr>"
+        f"<th>CI of the median ({agg.ci_level:.0%} where n allows; exact coverage)</th><th>why a value is n/a</th><th>per seed</th></tr>"
     )
     return f"<table>{head}{''.join(_quantity_row(q) for q in agg.quantities)}</table>"
 
