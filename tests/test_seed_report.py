@@ -155,3 +155,13 @@ def test_runs_that_are_not_one_seed_group_are_refused(ensemble, tmp_path):
         gl.aggregate([ensemble / "seed_0", other.path])
     with pytest.raises(RunError, match="missing"):
         gl.load_aggregate(tmp_path)
+
+
+def test_list_runs_finds_ensemble_members(ensemble, tmp_path):
+    from groklab.runs import list_runs
+
+    root = tmp_path / "runs"
+    shutil.copytree(ensemble, root / "ens", ignore=shutil.ignore_patterns("checkpoints", "snapshots"))
+    (root / "ens" / "seed_x").mkdir()  # not a member: no seed number
+    (root / "notes").mkdir()
+    assert [r.path.relative_to(root).as_posix() for r in list_runs(root)] == [f"ens/seed_{s}" for s in range(3)]

@@ -539,9 +539,11 @@ SEED_REPORT = "report.html"
 
 def seed_members(path: Path) -> list[Run]:
     """The member runs ``path/seed_S`` of an ensemble directory, by seed (none for another directory)."""
-    if not Path(path).is_dir():
+    try:
+        children = list(Path(path).iterdir()) if Path(path).is_dir() else []
+    except OSError:  # unreadable: not an ensemble we can list
         return []
-    found = [(int(m.group(1)), c) for c in Path(path).iterdir() if (m := _SEED_DIR.match(c.name)) and is_run_dir(c)]
+    found = [(int(m.group(1)), c) for c in children if (m := _SEED_DIR.match(c.name)) and is_run_dir(c)]
     return [Run(c) for _, c in sorted(found)]
 
 
