@@ -118,11 +118,11 @@ def _sweep(runs_dir: Path, sweep_dir: Path, labels: list[str]) -> None:
 
 
 def _phase_diagrams(rows: list[dict[str, Any]], varied: list[str], name: str) -> None:
-    """The sweeps package's own phase diagrams (matplotlib): median and spread over seeds."""
+    """The sweeps package's own phase diagrams (matplotlib): the median over seeds and its CI."""
     from groklab.sweeps.figures import phase_diagrams  # importable: the rows came through groklab.sweeps
 
     figs = list(phase_diagrams(rows, varied, name).items())
-    with st.expander("Phase diagrams (median and spread over seeds)", expanded=True):
+    with st.expander("Phase diagrams (median over seeds and its 95% CI)", expanded=True):
         cols = st.columns(2)
         for i, (stem, fig) in enumerate(figs):
             cols[i % len(cols)].pyplot(fig, clear_figure=False)
