@@ -98,13 +98,14 @@ def _member(src: Path, dst: Path, seed: int) -> Run:
 def ensemble(tmp_path_factory, analysed_run) -> Path:
     """seed_0: the shared analysed run (analysed); seed_1: trained here with seed 1 and split seed
     1, not analysed; seed_2: a member whose training failed."""
-    from conftest import GROKKING_DEBUG
-    from groklab.config import load_config
+    from dataclasses import replace
+
     from groklab.train import start_training
 
     root = tmp_path_factory.mktemp("ensemble")
     shutil.copytree(analysed_run, root / "seed_0")
-    cfg = load_config("debug", [*GROKKING_DEBUG, "seed=1", "task.split_seed=1"])
+    base = Run(analysed_run).config  # the shared run's resolved config, with other seeds
+    cfg = replace(base, seed=1, task=replace(base.task, split_seed=1))
     _, result = start_training(cfg, root / "seed_1")
     assert result.state == "completed"
     (root / "seed_1" / "report.html").write_text("<html></html>")  # a member's page, for the link

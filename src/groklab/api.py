@@ -165,7 +165,7 @@ def seed_summaries(members: Sequence[Run], base: Path) -> tuple[list[Summary], l
     summaries, left_out = [], []
     for run in members:
         status, seed = run.status(), run.config.seed
-        rel = os.path.relpath(run.path, base)
+        rel = os.path.relpath(run.path.resolve(), base.resolve())
         if status.get("state") != "completed":
             why = f"training {status.get('state')}" + (f": {status['error']}" if status.get("error") else "")
             left_out.append(SeedMember(seed, rel, status.get("state"), False, why))
@@ -188,5 +188,6 @@ def _located(member: SeedMember, base: Path, runs: dict[int, Run]) -> SeedMember
     run = runs.get(member.seed)
     if run is None:
         return member
-    report = os.path.relpath(run.report_path, base) if run.report_path.is_file() else None
-    return replace(member, run=os.path.relpath(run.path, base), report=report)
+    where = run.path.resolve()
+    report = os.path.relpath(where / run.report_path.name, base.resolve()) if run.report_path.is_file() else None
+    return replace(member, run=os.path.relpath(where, base.resolve()), report=report)

@@ -235,7 +235,11 @@ def write_seed_aggregate(out_dir: Path, runs: list[Run], quiet: bool) -> Path:
     (:func:`groklab.analysis.seeds.aggregate_seeds`), and write ``OUT_DIR/aggregate.json``,
     ``OUT_DIR/figures/seed_curves.png`` and ``OUT_DIR/report.html``. Prints one line per headline
     quantity (median [CI], censored count) and one per member left out (with its state). Returns
-    the page's path. RunError when the runs are not one config up to their seeds."""
+    the page's path. RunError when the runs are not one config up to their seeds.
+
+    A member whose training did not complete, or whose analysis fails, is left out of the
+    statistics and listed (with its state and the reason) in aggregate.json, on the page and here.
+    Members' report pages are linked when they exist (write them first)."""
     from groklab import plots
     from groklab.api import aggregate
     from groklab.plots.seeds import SEED_CURVES_CAPTION, seed_curves
@@ -245,7 +249,10 @@ def write_seed_aggregate(out_dir: Path, runs: list[Run], quiet: bool) -> Path:
 
     for run in runs:
         if run.status().get("state") == "completed":
-            analysed_run(run.path, quiet)
+            try:
+                analysed_run(run.path, quiet)
+            except RunError as e:  # the member is then left out as not analysed, and listed
+                err_console.print(f"{run.path}: analysis failed: {e}", highlight=False, soft_wrap=True, markup=False)
     agg = aggregate(runs, root=out_dir)
     included = {m.seed for m in agg.members if m.included}
     metrics = {run.config.seed: run.metric_records() for run in runs if run.config.seed in included}
