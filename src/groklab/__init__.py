@@ -12,13 +12,16 @@ The notebook API (DESIGN section 8)::
     fig = run.figure("fourier_embedding_spectrum")
     run.analysis.lenses              # clock vs pizza and AGOP at chosen steps (newer lenses)
     series = gl.llc(run)             # LLC at chosen snapshots (opt-in, costly), analysis/llc.json
+    agg = gl.load_aggregate("runs/ens")   # statistics over seeds of an ensemble (DIR/aggregate.json)
+    agg.quantity("grokking_step").median, agg.fraction_grokked
+    agg = gl.aggregate("runs/ens")   # the same, computed from the members' analyses (nothing written)
 """
 
 from __future__ import annotations
 
-from groklab.api import analyze, from_hooked_transformer, lenses, llc
+from groklab.api import aggregate, analyze, from_hooked_transformer, lenses, llc, load_aggregate
 from groklab.config import Config, load_config
-from groklab.records import Analysis
+from groklab.records import Analysis, SeedAggregate
 from groklab.runs import Run, RunError, load_run
 
 __version__ = "0.1.0"
@@ -31,10 +34,13 @@ __all__ = [
     "Config",
     "Run",
     "RunError",
+    "SeedAggregate",
+    "aggregate",
     "analyze",
     "from_hooked_transformer",
     "lenses",
     "llc",
+    "load_aggregate",
     "load_config",
     "load_run",
     "train",

@@ -1,4 +1,5 @@
-"""The notebook API (DESIGN section 8): train, analyze, from_hooked_transformer.
+"""The notebook API (DESIGN section 8): train, analyze, from_hooked_transformer, and the statistics
+over seeds of an ensemble directory (aggregate, load_aggregate; DESIGN section 9).
 
 ``groklab.train`` is both this function and the training subpackage (``groklab.train.Trainer``):
 the subpackage module is callable and calls :func:`train` here, so ``gl.train(...)`` works
@@ -7,19 +8,21 @@ whatever was imported first.
 
 from __future__ import annotations
 
+import os
+import typing
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from groklab.config import Config
-from groklab.records import Analysis
-from groklab.runs import Run, RunError, load_run
+from groklab.records import Analysis, SeedAggregate, SeedMember, Summary
+from groklab.runs import Run, RunError, load_run, read_aggregate, seed_members
 
 if TYPE_CHECKING:
     from groklab.models import MLPModel, Transformer
     from groklab.train import Callback, EvalResult
 
-__all__ = ["analyze", "from_hooked_transformer", "lenses", "llc", "train"]
+__all__ = ["aggregate", "analyze", "from_hooked_transformer", "lenses", "llc", "load_aggregate", "train"]
 
 
 def _config(config: str | Path | Config, overrides: Mapping[str, Any] | Sequence[str] | None) -> Config:
@@ -113,3 +116,78 @@ def lenses(run: Run | str | Path) -> Any:
 
     run = run if isinstance(run, Run) else load_run(run)
     return read_lens_record(run, "lenses"), read_lens_record(run, "llc")
+
+
+def load_aggregate(path: str | Path) -> SeedAggregate:
+    """The statistics over seeds that ``groklab reproduce --seeds`` wrote to ``DIR/aggregate.json``
+    (``path``: DIR or the file), as a typed :class:`~groklab.records.SeedAggregate`:
+    ``agg.quantity("grokking_step").median``, ``.ci_low``, ``.values`` (seed -> value), ...;
+    RunError when missing or unreadable."""
+    return typing.cast(SeedAggregate, read_aggregate(path))
+
+
+def aggregate(runs: str | Path | Sequence[Run | str | Path], *, root: str | Path | None = None) -> SeedAggregate:
+    """The statistics over seeds of ``runs`` (an ensemble directory, whose ``seed_S`` members are
+    taken, or a list of runs), computed from their analyses and written nowhere (see
+    :func:`groklab.analysis.seeds.aggregate_seeds`). A member whose training did not complete, or
+    that has no readable analysis, is left out and listed with its state and the reason. Members'
+    paths in the record are relative to ``root`` (default: the ensemble directory, else the common
+    parent). RunError when the runs are not one config up to ``seed`` and ``task.split_seed``."""
+    from groklab.analysis.seeds import aggregate_seeds
+
+    if isinstance(runs, str | Path):
+        root = runs if root is None else root
+        members = seed_members(Path(runs))
+        if not members:
+            raise RunError(f"{runs}: no member runs (seed_S directories holding config.yaml)")
+    else:
+        members = [r if isinstance(r, Run) else load_run(r) for r in runs]
+    base = Path(root) if root is not None else Path(os.path.commonpath([m.path.resolve() for m in members]))
+    summaries, left_out = seed_summaries(members, base)
+    try:
+        agg = aggregate_seeds(summaries, left_out)
+    except ValueError as e:
+        raise RunError(str(e)) from None
+    agg.members = [_located(m, base, {r.config.seed: r for r in members}) for m in agg.members]
+    return agg
+
+
+def seed_summaries(members: Sequence[Run], base: Path) -> tuple[list[Summary], list[SeedMember]]:
+    """(summaries of the members that completed training and have an analysis, the others as
+    left-out :class:`SeedMember` with their state and reason); RunError when the members are not
+    one config up to seeds, or two share a seed."""
+    from groklab.analysis.seeds import seed_group_key
+
+    keys = {seed_group_key(m.config_dict()): m for m in members}
+    if len(keys) > 1:
+        a, b = list(keys.values())[:2]
+        raise RunError(f"{a.path} and {b.path} differ in more than seed and task.split_seed: not one seed group")
+    summaries, left_out = [], []
+    for run in members:
+        status, seed = run.status(), run.config.seed
+        rel = os.path.relpath(run.path.resolve(), base.resolve())
+        if status.get("state") != "completed":
+            why = f"training {status.get('state')}" + (f": {status['error']}" if status.get("error") else "")
+            left_out.append(SeedMember(seed, rel, status.get("state"), False, why))
+        elif not run.has_analysis():
+            left_out.append(
+                SeedMember(seed, rel, "completed", False, f"not analysed (run `groklab analyze {run.path}`)")
+            )
+        else:
+            try:
+                summaries.append(run.analysis.summary)
+            except RunError as e:
+                left_out.append(SeedMember(seed, rel, "completed", False, f"analysis unreadable: {e}"))
+    return summaries, left_out
+
+
+def _located(member: SeedMember, base: Path, runs: dict[int, Run]) -> SeedMember:
+    """``member`` with its run directory and report page relative to ``base``."""
+    from dataclasses import replace
+
+    run = runs.get(member.seed)
+    if run is None:
+        return member
+    where = run.path.resolve()
+    report = os.path.relpath(where / run.report_path.name, base.resolve()) if run.report_path.is_file() else None
+    return replace(member, run=os.path.relpath(where, base.resolve()), report=report)

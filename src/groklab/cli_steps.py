@@ -5,6 +5,7 @@ train -> analyse -> draw -> report with their console output. Part of the comman
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -323,3 +324,69 @@ def write_report(run: Any, quiet: bool) -> Path:
         if draw_figures(run, quiet)["failed"]:
             raise typer.Exit(1)
     return run.write_report(run_report(run))
+
+
+def write_seed_aggregate(out_dir: Path, runs: list[Run], quiet: bool) -> Path:
+    """The statistics over seeds of an ensemble (DESIGN section 9): analyse each member that
+    completed training and has no analysis yet, aggregate their summaries
+    (:func:`groklab.analysis.seeds.aggregate_seeds`), and write ``OUT_DIR/aggregate.json``,
+    ``OUT_DIR/figures/seed_curves.png`` and ``OUT_DIR/report.html``. Prints one line per headline
+    quantity (median [CI], censored count) and one per member left out (with its state). Returns
+    the page's path. RunError when the runs are not one config up to their seeds.
+
+    A member whose training did not complete, or whose analysis fails, is left out of the
+    statistics and listed (with its state and the reason) in aggregate.json, on the page and here.
+    Members' report pages are linked when they exist (write them first)."""
+    from groklab import plots
+    from groklab.api import aggregate
+    from groklab.plots.seeds import SEED_CURVES_CAPTION, seed_curves
+    from groklab.report import ReportFigure
+    from groklab.runs import write_seed_files
+    from groklab.seed_report import render_seed_report
+
+    for run in runs:
+        if run.status().get("state") == "completed":
+            try:
+                analysed_run(run.path, quiet)
+            except RunError as e:  # the member is then left out as not analysed, and listed
+                err_console.print(f"{run.path}: analysis failed: {e}", highlight=False, soft_wrap=True, markup=False)
+    agg = aggregate(runs, root=out_dir)
+    included = {m.seed for m in agg.members if m.included}
+    metrics = {run.config.seed: run.metric_records() for run in runs if run.config.seed in included}
+    fig = seed_curves(metrics, f"{agg.name}: {len(metrics)} seeds (op {agg.op}, p = {agg.p})")
+    try:
+        buf = io.BytesIO()
+        plots.save(fig, buf)
+    finally:
+        plots.close(fig)
+    png = buf.getvalue()
+    figure = ReportFigure("seed_curves", "seeds", "Curves of every seed and their median", SEED_CURVES_CAPTION,
+                          "png", png)  # fmt: skip
+    page = write_seed_files(out_dir, agg, png, render_seed_report(agg, figure))
+    _print_seed_lines(agg)
+    return page
+
+
+def _print_seed_lines(agg: Any) -> None:
+    """One line for the members, one per member left out, one per headline quantity."""
+    from groklab.analysis.seeds import HEADLINE
+
+    fraction = "n/a" if agg.fraction_grokked is None else f"{agg.fraction_grokked:.3g}"
+    console.print(f"{len(agg.members)} members: {agg.n_grokked} of {agg.n_included} analysed grokked ({fraction})",
+                  highlight=False, soft_wrap=True)  # fmt: skip
+    for m in agg.members:
+        if not m.included:
+            err_console.print(f"seed {m.seed} ({m.run}) left out, state {m.state}: {m.reason}",
+                              highlight=False, soft_wrap=True, markup=False)  # fmt: skip
+    for name in HEADLINE:
+        q = agg.quantity(name)
+        median, lo, hi = (_stat(v) for v in (q.median, q.ci_low, q.ci_high))
+        coverage = "" if q.ci_coverage is None else f" (coverage {q.ci_coverage:.3f})"
+        line = f"  {name}: median {median} [{lo}, {hi}]{coverage}; n {q.n}, censored {q.n_censored}"
+        if q.n_left_out:
+            line += f", left out {q.n_left_out}"
+        console.print(line, highlight=False, soft_wrap=True, markup=False)
+
+
+def _stat(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.4g}"

@@ -14,6 +14,10 @@ is written under its own lock (``analysis/.lock``), so a second ``analyze`` at t
 kept from mixing two analyses' files: the second waits for the first to finish writing, and a
 reader of ``Run.analysis`` takes the lock shared, so it reads one analysis, never parts of two. ``export`` refuses a run being trained.
 
+An ensemble directory (DESIGN section 9) holds member runs ``seed_S`` and, once aggregated,
+``aggregate.json``, ``figures/seed_curves.png`` and ``report.html``: :func:`seed_members`,
+:func:`read_aggregate` and :func:`write_seed_files` are its reader and writer.
+
 A write that fails (disk full) raises an OSError naming the file and leaves no half-written file
 under a final name (see :mod:`groklab.files`).
 """
@@ -58,7 +62,10 @@ __all__ = [
     "list_runs",
     "load_checkpoint",
     "load_run",
+    "read_aggregate",
     "read_jsonl",
+    "seed_members",
+    "write_seed_files",
 ]
 
 STATES = ("running", "completed", "failed", "interrupted")
@@ -554,7 +561,8 @@ def default_ensemble_dir(runs_dir: Path, cfg: Config, seeds_text: str) -> Path:
 
 
 def list_runs(runs_dir: Path) -> list[Run]:
-    """Every run directory directly under ``runs_dir`` (or nested one level, as in a sweep), sorted."""
+    """Every run directory directly under ``runs_dir`` (or nested one level: a sweep's ``runs/``,
+    an ensemble's ``seed_S``), sorted."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         return []
@@ -564,6 +572,53 @@ def list_runs(runs_dir: Path) -> list[Run]:
             found.append(Run(child))
         elif child.is_dir() and (child / "runs").is_dir():
             found.extend(Run(c) for c in sorted((child / "runs").iterdir()) if is_run_dir(c))
-        elif is_ensemble_dir(child):
-            found.extend(Run(c) for c in sorted(child.iterdir()) if is_run_dir(c))
+        elif child.is_dir():
+            found.extend(seed_members(child))
     return found
+
+
+# ---------------------------------------------------------------- an ensemble directory (DESIGN section 9)
+
+_SEED_DIR = re.compile(r"^seed_(\d+)$")
+AGGREGATE_FILE = "aggregate.json"  # the files write_seed_files writes beside the members
+SEED_FIGURE = "figures/seed_curves.png"
+SEED_REPORT = "report.html"
+
+
+def seed_members(path: Path) -> list[Run]:
+    """The member runs ``path/seed_S`` of an ensemble directory, by seed (none for another directory)."""
+    try:
+        children = list(Path(path).iterdir()) if Path(path).is_dir() else []
+    except OSError:  # unreadable: not an ensemble we can list
+        return []
+    found = [(int(m.group(1)), c) for c in children if (m := _SEED_DIR.match(c.name)) and is_run_dir(c)]
+    return [Run(c) for _, c in sorted(found)]
+
+
+def write_seed_files(out_dir: Path, aggregate: Any, png: bytes, html: str) -> Path:
+    """Write an ensemble's ``aggregate.json`` (a :class:`~groklab.records.SeedAggregate`; a NaN or
+    infinite number becomes null), ``figures/seed_curves.png`` and ``report.html``, each
+    atomically, the page last; returns the page's path."""
+    from groklab.records import finite_json
+
+    data, _ = finite_json(aggregate, "aggregate")
+    atomic_write(Path(out_dir) / SEED_FIGURE, png)
+    atomic_write(Path(out_dir) / AGGREGATE_FILE, json.dumps(data, indent=1) + "\n")
+    atomic_write(Path(out_dir) / SEED_REPORT, html)
+    return Path(out_dir) / SEED_REPORT
+
+
+def read_aggregate(path: Path | str) -> Any:
+    """The :class:`~groklab.records.SeedAggregate` of an ensemble directory (or of its
+    ``aggregate.json``); RunError when missing or unreadable."""
+    from groklab.records import RecordError, SeedAggregate, from_json
+
+    path = Path(path)
+    file = path / AGGREGATE_FILE if path.is_dir() else path
+    try:
+        return from_json(SeedAggregate, json.loads(file.read_text()), "aggregate")
+    except FileNotFoundError:
+        raise RunError(f"{file}: missing (run `groklab reproduce --seeds ...` to write it)") from None
+    except ValueError as e:  # not JSON, not UTF-8, or a RecordError
+        detail = str(e) if isinstance(e, RecordError) else "not valid JSON"
+        raise RunError(f"{file}: {detail}") from None

@@ -51,3 +51,19 @@ def test_paired_ratios_place_censored_runs_at_the_ends():
     assert (exact.median, exact.ci_low, exact.ci_high) == (3.0, 1.0, 4.0)
     with pytest.raises(ValueError, match="equal lengths"):
         paired_ratios([1, 2], [1])
+
+
+def test_censoring_bounds_below_observed_values_leave_higher_ranks_unknown():
+    # delays 100, 200, 600, 700 observed; one run censored "more than 300" (budget - memorization step)
+    values = [100, 600, None, 200, 700]
+    bounds = [None, None, 300, None, None]
+    s = seed_stats(values, bounds=bounds)
+    # sorted: 100, 200, then the censored run (somewhere above 300) and 600, 700 in unknown order
+    assert s.n == 5 and s.n_censored == 1
+    assert (s.q1, s.ci_low) == (200, 100)
+    assert s.median is None and s.q3 is None and s.ci_high is None
+    assert "could lie below" in (s.reason or "")
+    # a bound above every observed value changes nothing
+    assert seed_stats(values, bounds=[None, None, 900, None, None]) == seed_stats(values)
+    with pytest.raises(ValueError, match="one entry per value"):
+        seed_stats(values, bounds=[300])

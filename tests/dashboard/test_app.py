@@ -8,6 +8,7 @@ import shutil
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
@@ -407,6 +408,53 @@ def test_compare_overlays_runs_and_draws_the_sweep(dash_runs):
     assert "grokking_step_vs_optim_weight_decay" in [c.value for c in at.caption]
     at.button[0].click().run()  # overlay the sweep's runs
     assert at.multiselect(key="compare_runs").value == [LABELS[6], LABELS[7]]
+    no_exception(at)
+
+
+def _seed_member(src: Path, dst: Path, seed: int, test_acc: list[float], lr: float | None = None) -> None:
+    """A run directory with ``src``'s config (seed and split seed ``seed``) and evaluations at steps
+    0, 100, 200, ... with the given test accuracy."""
+    import yaml
+
+    dst.mkdir(parents=True)
+    cfg = yaml.safe_load((src / "config.yaml").read_text())
+    cfg["seed"], cfg["task"]["split_seed"] = seed, seed
+    if lr is not None:
+        cfg["optim"]["lr"] = lr
+    (dst / "config.yaml").write_text(yaml.safe_dump(cfg))
+    run = Run(dst)
+    run.write_status("completed", 100 * (len(test_acc) - 1))
+    for i, acc in enumerate(test_acc):
+        run.append_metrics({"step": 100 * i, "train_acc": 1.0, "test_acc": acc, "train_loss": 0.1, "test_loss": 1.0})
+
+
+def test_compare_shows_a_seed_group_as_its_median_and_iqr(analysed_run, tmp_path):
+    root = tmp_path / "runs"
+    _seed_member(analysed_run, root / "ens" / "seed_0", 0, [0.0, 0.1, 0.5, 1.0])
+    _seed_member(analysed_run, root / "ens" / "seed_1", 1, [0.0, 0.3, 0.7, 0.9])
+    _seed_member(analysed_run, root / "ens" / "seed_2", 2, [0.0, 0.2, 0.9])  # stopped at step 200
+    _seed_member(analysed_run, root / "other_lr", 3, [0.0, 0.0, 0.0, 0.0], lr=0.5)  # not a seed of the group
+    at = app(root, "Compare")
+    no_exception(at)
+    group = "ens (seeds 0, 1, 2)"
+    assert at.multiselect(key="compare_groups").options == [group]
+    assert "ens/seed_1" in at.multiselect(key="compare_runs").options  # single runs can still be chosen
+    at.multiselect(key="compare_groups").set_value([group]).run()
+    no_exception(at)
+    traces = {t["name"]: t for t in chart(at, "test_acc by run")["data"]}
+    assert sorted(traces) == [f"{group} median", f"{group} q1", f"{group} q3"]
+    median = traces[f"{group} median"]
+    assert median["x"] == [100, 200, 300]  # step 0 is off the log axis
+    # step 300: the median of the two seeds still running; quartiles are order statistics
+    assert median["y"] == pytest.approx([0.2, 0.7, 0.95])
+    assert traces[f"{group} q1"]["y"] == pytest.approx([0.1, 0.5, 0.9])
+    assert traces[f"{group} q3"]["y"] == pytest.approx([0.3, 0.9, 1.0])
+    assert "interquartile range" in " ".join(c.value for c in at.caption)
+    at.toggle(key="compare_group_members").set_value(True).run()
+    names = [t["name"] for t in chart(at, "test_acc by run")["data"]]
+    assert [n for n in names if " seed " in n] == [f"{group} seed {s}" for s in (0, 1, 2)]
+    at.multiselect(key="compare_runs").set_value(["other_lr"]).run()
+    assert "other_lr" in [t["name"] for t in chart(at, "test_acc by run")["data"]]
     no_exception(at)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.collections import PathCollection
 
 from groklab.sweeps.aggregate import SUMMARY_COLUMNS, summary_csv
-from groklab.sweeps.figures import _median, phase_diagram, phase_diagrams
+from groklab.sweeps.figures import phase_diagram, phase_diagrams
 
 
 def row(wd, seed, grok, state="completed", steps=1000, lr=1e-3):
@@ -23,13 +23,31 @@ def row(wd, seed, grok, state="completed", steps=1000, lr=1e-3):
     }
 
 
-def test_median_counts_never_grokked_as_later_than_anything():
-    inf = float("inf")
-    assert _median([300.0, 100.0, 200.0]) == 200.0
-    assert _median([100.0, inf, 200.0]) == 200.0  # one of three never grokked: the median still did
-    assert _median([100.0, inf, inf]) == inf  # most never grokked: the point never grokked
-    assert _median([100.0, 300.0]) == 200.0
-    assert _median([100.0, inf]) == inf
+def errorbars(ax):
+    """{x: (median, ci low, ci high)} of the drawn error bars."""
+    out = {}
+    for c in ax.containers:
+        (x,), (y,) = c.lines[0].get_data()
+        ((_, lo), (_, hi)) = c.lines[2][0].get_segments()[0]
+        out[float(x)] = (float(y), float(lo), float(hi))
+    return out
+
+
+def test_median_and_its_ci_over_seeds_with_known_answers():
+    rows = [row(1.0, s, 100 * (s + 1)) for s in range(9)]  # 100..900
+    rows += [row(2.0, s, g) for s, g in enumerate([100, 200, 300, 400, None, None])]  # 2 of 6 never grokked
+    rows += [row(3.0, s, g) for s, g in enumerate([100, None, 300, None, None, 200])]  # 3 of 6: median unknown
+    ax = phase_diagram(rows, "optim.weight_decay", []).axes[0]
+    ceiling = 1000 * 1.08
+    bars = errorbars(ax)
+    # 9 seeds: median X_(5), CI [X_(2), X_(8)] (coverage 0.961)
+    assert bars[1.0] == (500.0, 200.0, 800.0)
+    # 6 seeds: median (X_(3) + X_(4)) / 2; CI [X_(1), X_(6)] whose upper end is censored: up to the ceiling
+    assert bars[2.0] == (350.0, 100.0, ceiling)
+    assert 3.0 not in bars  # X_(4) is censored: drawn as "never grokked", not as a number
+    (censored,) = [c for c in ax.collections if c.get_gid() == "censored median 3.0"]
+    assert [tuple(o) for o in censored.get_offsets()] == [(3.0, ceiling)]
+    assert "coverage 0.96/0.97, over 9 seeds" in ax.get_title()  # 9 seeds: 0.961, 6 seeds: 0.969
 
 
 def test_phase_diagram_medians_spread_and_never_grokked_markers():

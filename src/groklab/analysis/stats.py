@@ -10,6 +10,12 @@ We take the largest j whose coverage is >= 0.95. For n <= 5 no j reaches 0.95, s
 interval [X_(1), X_(n)] is given with its actual coverage (n = 5: 0.9375), which is recorded beside
 it: the interval never claims more than it has.
 
+**Censoring bounds.** A censored value is "more than its bound" (the step budget of its run). When
+every bound is at least every observed value (one budget for all runs), censored values simply sort
+last. When a bound is smaller than some observed value (a delay censored at budget - memorization
+step), a censored run might lie below those observed values: an order statistic is then known only
+while it is at most the smallest bound, and is null above it (``seed_stats(values, bounds=...)``).
+
 **Quartiles**: the order statistics at ranks ceil(n/4) and ceil(3n/4) (type-1 quantiles: always an
 observed value, so censoring is handled by position, not by interpolation).
 
@@ -84,11 +90,28 @@ def _median(xs: list[float]) -> float | None:
     return (lo + hi) / 2
 
 
-def seed_stats(values: Sequence[float | None], level: float = CI_LEVEL) -> SeedStats:
-    """:class:`SeedStats` of ``values`` (None = censored: above every observed value)."""
-    return _stats(
-        _ordered(values), sum(v is None for v in values), level, "censored (never happened within the budget)"
-    )
+def seed_stats(
+    values: Sequence[float | None], level: float = CI_LEVEL, bounds: Sequence[float | None] | None = None
+) -> SeedStats:
+    """:class:`SeedStats` of ``values`` (None = censored: above every observed value).
+
+    ``bounds`` (same length as ``values``): the bound each censored value is known to exceed; an
+    observed value above the smallest bound cannot be placed among the censored ones, so an order
+    statistic that lands on it is null too (see the module docstring)."""
+    why = "censored (never happened within the budget)"
+    n_censored = sum(v is None for v in values)
+    if bounds is None or n_censored == 0:
+        return _stats(_ordered(values), n_censored, level, why)
+    if len(bounds) != len(values):
+        raise ValueError(f"bounds need one entry per value, got {len(bounds)} for {len(values)}")
+    known = [float(b) for v, b in zip(values, bounds, strict=True) if v is None and b is not None]
+    if len(known) < n_censored:
+        raise ValueError("every censored value needs its bound")
+    lowest = min(known)
+    placed = [None if v is None or float(v) > lowest else v for v in values]
+    if any(p is None and v is not None for p, v in zip(placed, values, strict=True)):
+        why += f"; a run censored at {lowest:g} could lie below the larger observed values"
+    return _stats(_ordered(placed), n_censored, level, why)
 
 
 def _stats(xs: list[float], n_censored: int, level: float, why: str, n_uninformative: int = 0) -> SeedStats:

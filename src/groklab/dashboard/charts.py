@@ -325,15 +325,53 @@ def events_figure(rows: Sequence[dict[str, Any]]) -> go.Figure:
     return _layout(fig, f"Memorization vs grokking, {len(mem)} runs that memorized", 360)
 
 
-def compare_figure(series: Mapping[str, Sequence[dict[str, Any]]], key: str, log_x: bool = True) -> go.Figure:
-    """One line per run of metric ``key`` against step."""
+def compare_figure(
+    series: Mapping[str, Sequence[dict[str, Any]]],
+    key: str,
+    log_x: bool = True,
+    groups: Mapping[str, Mapping[int, Sequence[dict[str, Any]]]] | None = None,
+    members: bool = False,
+) -> go.Figure:
+    """One line per run of metric ``key`` against step, then per seed group (label -> seed ->
+    records) its median across seeds at each step (over the seeds with a record there:
+    :func:`groklab.analysis.seeds.median_curve`) with the IQR as a band; with ``members``, each
+    seed of a group thin beside it. Trace names: ``LABEL median``, ``LABEL q1``/``q3``, ``LABEL seed S``."""
+    from groklab.analysis.seeds import median_curve
+
     fig = go.Figure()
     for label, records in series.items():
         xs, ys = _series(records, key, log_x)
         fig.add_trace(go.Scatter(x=xs, y=ys, name=label, mode="lines"))
+    n_runs = len(series)
+    for i, (label, by_seed) in enumerate((groups or {}).items()):
+        color = _palette(n_runs + i)
+        if members:
+            for seed, records in sorted(by_seed.items()):
+                xs, ys = _series(records, key, log_x)
+                fig.add_trace(go.Scatter(x=xs, y=ys, name=f"{label} seed {seed}", mode="lines", legendgroup=label,
+                                         showlegend=False, line=dict(color=color, width=0.8), opacity=0.35))  # fmt: skip
+        c = median_curve(by_seed, key)  # finite values only
+        keep = [j for j, s in enumerate(c.steps) if not (log_x and s <= 0)]
+        xs, med, q1, q3 = [c.steps[j] for j in keep], c.median, c.q1, c.q3
+        fig.add_trace(go.Scatter(x=xs, y=[q3[j] for j in keep], name=f"{label} q3", mode="lines", legendgroup=label,
+                                 showlegend=False, line=dict(width=0, color=color)))  # fmt: skip
+        fig.add_trace(go.Scatter(x=xs, y=[q1[j] for j in keep], name=f"{label} q1", mode="lines", legendgroup=label,
+                                 fill="tonexty", line=dict(width=0, color=color), opacity=0.25, showlegend=False))  # fmt: skip
+        fig.add_trace(go.Scatter(x=xs, y=[med[j] for j in keep], name=f"{label} median", mode="lines",
+                                 legendgroup=label, line=dict(color=color, width=3),
+                                 text=[f"{c.n[j]} seeds" for j in keep],
+                                 hovertemplate="step %{x}: %{y} (median of %{text})<extra></extra>"))  # fmt: skip
     _step_axis(fig, log_x)
     fig.update_yaxes(title_text=key, type="log" if key.endswith("loss") else "linear")
     return _layout(fig, f"{key} by run", 420)
+
+
+def _palette(i: int) -> str:
+    """The i-th colour of Plotly's default sequence (what a run's line i gets)."""
+    import plotly.colors
+
+    seq = plotly.colors.qualitative.Plotly
+    return seq[i % len(seq)]
 
 
 def sweep_figure(rows: Sequence[dict[str, Any]], key: str) -> go.Figure:

@@ -22,6 +22,7 @@ from groklab.summary import run_row
 
 __all__ = [
     "RunRef",
+    "SeedGroup",
     "Signature",
     "ablation",
     "discover",
@@ -30,6 +31,7 @@ __all__ = [
     "progress",
     "row",
     "run_sig",
+    "seed_groups",
     "summary",
     "sweep_dirs",
     "sweep_table",
@@ -153,6 +155,64 @@ def progress(run: Run) -> list[Progress]:
 def ablation(run: Run) -> AblationReport:
     """``analysis/ablation.json``: every ablation of the analysed checkpoint."""
     return typing.cast(AblationReport, _read(run, "ablation"))
+
+
+# -- seed groups ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SeedGroup:
+    """Runs whose configs differ only in seed and split seed (:func:`groklab.analysis.seeds.seed_group_key`),
+    e.g. the members ``DIR/seed_S`` of an ensemble; ``seeds[i]`` is the seed of ``members[i]``."""
+
+    label: str
+    members: tuple[RunRef, ...]
+    seeds: tuple[int, ...]
+
+
+@st.cache_data(show_spinner=False, max_entries=4096)
+def _group_key(path: str, sig: Signature) -> tuple[str, int, int] | None:
+    """(seed-group key, seed, split seed) of a run's config; None when it cannot be read."""
+    from groklab.analysis.seeds import seed_group_key
+
+    try:
+        cfg = Run(Path(path)).config_dict()
+    except RunError:
+        return None
+    task = cfg.get("task")
+    seed, split = cfg.get("seed"), task.get("split_seed") if isinstance(task, dict) else None
+    if not isinstance(seed, int) or not isinstance(split, int):  # config.yaml holds every key: damaged
+        return None
+    return seed_group_key(cfg), seed, split
+
+
+def seed_groups(refs: list[RunRef]) -> list[SeedGroup]:
+    """The seed groups among ``refs``: at least two runs, whose configs differ only in ``seed``,
+    ``task.split_seed`` (and ``name``), each (seed, split seed) once (copies of one run are no
+    group). Labelled by the members' common directory when that holds nothing else, else by the
+    config name and the first member."""
+    by_key: dict[str, list[tuple[int, int, RunRef]]] = {}
+    for ref in refs:
+        found = _group_key(str(ref.path), file_sig(ref.run.config_path))
+        if found is not None:
+            by_key.setdefault(found[0], []).append((found[1], found[2], ref))
+    parents: dict[str, int] = {}
+    for ref in refs:
+        parents[str(Path(ref.label).parent)] = parents.get(str(Path(ref.label).parent), 0) + 1
+    groups = []
+    for members in by_key.values():
+        if len(members) < 2 or len({(s, t) for s, t, _ in members}) < len(members):
+            continue
+        members.sort(key=lambda m: (m[0], m[1], m[2].label))
+        refs_ = tuple(m[2] for m in members)
+        seeds = tuple(m[0] for m in members)
+        parent = {str(Path(r.label).parent) for r in refs_}
+        (only,) = parent if len(parent) == 1 else ("",)
+        seeds_text = ", ".join(map(str, seeds))
+        if only not in ("", ".") and parents[only] == len(refs_):
+            label = f"{only} (seeds {seeds_text})"
+        else:
+            label = f"{refs_[0].label} and {len(refs_) - 1} more (seeds {seeds_text})"
+        groups.append(SeedGroup(label, refs_, seeds))
+    return sorted(groups, key=lambda g: g.label)
 
 
 # -- sweeps -----------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ to the path it is given, and the CLI (through ``Run.write_figure``) decides the 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from groklab.plots import (  # register every figure
     ablations,
@@ -61,8 +61,8 @@ _MODULES = (ablations, animations, attention, dynamics, embeddings, fourier, len
 PNG_DPI = 100
 
 
-def save(obj: Any, path: Path, kind: str = "png") -> None:
-    """Render a Figure (``png``) or an Animation (``gif``) to ``path``."""
+def save(obj: Any, path: Path | BinaryIO, kind: str = "png") -> None:
+    """Render a Figure (``png``) or an Animation (``gif``) to ``path`` (a PNG also to a binary file)."""
     if kind == "gif":
         obj.save(str(path), writer=animations.gif_writer(), dpi=animations.DPI)
     else:

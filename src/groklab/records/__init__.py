@@ -43,6 +43,7 @@ from groklab.records.mechanism import (
     Spectra,
     Spread,
 )
+from groklab.records.seeds import SeedAggregate, SeedMember, SeedQuantity
 from groklab.records.serial import (
     RecordError,
     finite_json,
@@ -102,6 +103,9 @@ __all__ = [
     "RecordError",
     "RunInfo",
     "Score",
+    "SeedAggregate",
+    "SeedMember",
+    "SeedQuantity",
     "Spectra",
     "Spread",
     "Summary",

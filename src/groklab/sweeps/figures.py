@@ -1,30 +1,34 @@
 """Phase diagrams: grokking step against each varied key (records in, matplotlib Figures out).
 
 For an axis key, points that share every other axis key form one line; replicates (seeds) of a
-point are summarised by the median grokking step, with a bar from the smallest to the largest.
-A run that never grokked counts as "later than any step" for the median; when at least half the
-seeds of a point never grokked, the point is drawn as an ``x`` on the dashed "never grokked" line
-above the step budget, and single seeds that never grokked are drawn there too. Only finished
-runs (state ``completed``) enter; others are not yet known. When both ``optim.lr`` and
+point are summarised by :func:`groklab.analysis.stats.seed_stats`: the median grokking step with
+a bar over the order-statistic 95% CI of the median (its exact coverage in the title; with 5 or
+fewer seeds the widest interval, min to max, and a coverage below 95%). A run that never grokked
+is censored ("later than its last step") and sorts above every observed step: when censoring
+makes the median unknown (at least half the seeds never grokked), the point is drawn as an ``X``
+on the dashed "never grokked" line above the step budget, not as a number; a CI bound that
+censoring makes unknown runs the bar up to that line. Single seeds are dots, those that never
+grokked small ``x`` marks on the line. Only finished runs (state ``completed``) enter; others are
+not yet known. When both ``optim.lr`` and
 ``optim.weight_decay`` vary, one more diagram puts their product (the effective weight decay)
 on the x axis.
 """
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from typing import Any
 
 from matplotlib.figure import Figure
 
+from groklab.analysis.stats import seed_stats
 from groklab.conventions import event_rule
 from groklab.sweeps.spec import axis_keys
 
 __all__ = ["EFFECTIVE_WD", "clock_pizza_plane", "lens_figures", "phase_diagram", "phase_diagrams"]
 
 EFFECTIVE_WD = "optim.lr*optim.weight_decay"
-NEVER = math.inf
+Replicates = dict[Any, list[tuple[float | None, float]]]  # x -> [(grokking step or None, last step)]
 
 
 def phase_diagrams(rows: list[dict[str, Any]], varied: list[str], title: str = "") -> dict[str, Figure]:
@@ -49,10 +53,12 @@ def phase_diagram(rows: list[dict[str, Any]], key: str, group_keys: list[str], t
 
     fig = Figure(figsize=(6.4, 4.2), dpi=110)
     ax = fig.add_subplot()
-    never_drawn = False
+    never_drawn, coverages = False, set()
     for i, (g, by_x) in enumerate(sorted(groups.items(), key=lambda kv: tuple(map(_sort_key, kv[0])))):
         label = ", ".join(f"{_short(k)}={v}" for k, v in zip(group_keys, g, strict=True)) or None
-        never_drawn |= _draw_group(ax, by_x, position, ceiling, f"C{i % 10}", label)
+        on_ceiling, covered = _draw_group(ax, by_x, position, ceiling, f"C{i % 10}", label)
+        never_drawn |= on_ceiling
+        coverages |= covered
     if never_drawn:
         ax.axhline(ceiling, ls="--", color="0.5", lw=0.8)
         ax.text(0.99, ceiling, f"never grokked (budget {budget} steps) ", transform=ax.get_yaxis_transform(),
@@ -61,7 +67,7 @@ def phase_diagram(rows: list[dict[str, Any]], key: str, group_keys: list[str], t
         ax.set_xscale("log")
     if not numeric:
         ax.set_xticks(range(len(xs_all)), [str(x) for x in xs_all])
-    _label_axes(ax, key, title, _replicates(done, key, group_keys), ceiling)
+    _label_axes(ax, key, title, _replicates(done, key, group_keys), ceiling, coverages)
     if not done:
         ax.text(0.5, 0.5, "no finished points yet", transform=ax.transAxes, ha="center", color="0.4")
     if any(k is not None for k in ax.get_legend_handles_labels()[1]) and group_keys:
@@ -70,63 +76,58 @@ def phase_diagram(rows: list[dict[str, Any]], key: str, group_keys: list[str], t
     return fig
 
 
-def _grokking_steps(
-    done: list[dict[str, Any]], key: str, group_keys: list[str]
-) -> dict[tuple[Any, ...], dict[Any, list[float]]]:
-    """{group values: {x: [grokking step, or NEVER]}} over the finished rows."""
-    groups: dict[tuple[Any, ...], dict[Any, list[float]]] = defaultdict(lambda: defaultdict(list))
+def _grokking_steps(done: list[dict[str, Any]], key: str, group_keys: list[str]) -> dict[tuple[Any, ...], Replicates]:
+    """{group values: {x: [(grokking step or None when it never grokked, last step)]}} over the finished rows."""
+    groups: dict[tuple[Any, ...], Replicates] = defaultdict(lambda: defaultdict(list))
     for r in done:
         g = tuple(_hashable(r.get(k)) for k in group_keys)
-        grok = r.get("grokking_step")
-        groups[g][_hashable(r[key])].append(NEVER if grok is None or grok == "" else float(grok))
+        grok, last = r.get("grokking_step"), float(r.get("steps") or 0)
+        groups[g][_hashable(r[key])].append((None if grok is None or grok == "" else float(grok), last))
     return groups
 
 
 def _draw_group(
-    ax: Any, by_x: dict[Any, list[float]], position: Any, ceiling: float, color: str, label: str | None
-) -> bool:
-    """Seeds as dots, the median with a min-max bar, a line through the medians; runs that never
-    grokked on the ceiling. Returns whether anything was drawn on the ceiling."""
-    line_x, line_y, on_ceiling = [], [], False
+    ax: Any, by_x: Replicates, position: Any, ceiling: float, color: str, label: str | None
+) -> tuple[bool, set[float]]:
+    """Seeds as dots, the median with its CI as a bar, a line through the known medians; runs that
+    never grokked, and a median censoring makes unknown, on the ceiling. Returns whether anything
+    was drawn on the ceiling, and the CIs' coverages."""
+    line_x, line_y, on_ceiling, coverages = [], [], False, set()
     for x in sorted(by_x, key=_sort_key):
-        vals, px = sorted(by_x[x]), position(x)
-        finite = [v for v in vals if v != NEVER]
+        px = position(x)
+        steps = [v for v, _ in by_x[x]]
+        st = seed_stats(steps, bounds=[last for _, last in by_x[x]])
+        finite = [v for v in steps if v is not None]
         ax.scatter([px] * len(finite), finite, s=10, color=color, alpha=0.35, zorder=2)
-        n_never = len(vals) - len(finite)
-        if n_never:
+        if st.n_censored:
             ax.scatter([px], [ceiling], marker="x", s=18, color=color, alpha=0.35, zorder=2)
             on_ceiling = True
-        med = _median(vals)
-        if med == NEVER:
-            ax.scatter([px], [ceiling], marker="X", s=70, color=color, zorder=3)
+        if st.median is None:
+            ax.scatter([px], [ceiling], marker="X", s=70, color=color, zorder=3, gid=f"censored median {x}")
             on_ceiling = True
             continue
-        lo, hi = min(finite), (max(finite) if not n_never else ceiling)
-        ax.errorbar([px], [med], yerr=[[med - lo], [hi - med]], fmt="o", color=color, capsize=3, zorder=3)
+        if st.ci_coverage is not None:
+            coverages.add(round(st.ci_coverage, 3))
+        lo = st.ci_low if st.ci_low is not None else st.median
+        hi = st.ci_high if st.ci_high is not None else ceiling
+        ax.errorbar([px], [st.median], yerr=[[st.median - lo], [hi - st.median]], fmt="o", color=color, capsize=3,
+                    zorder=3, gid=f"median {x}")  # fmt: skip
         line_x.append(px)
-        line_y.append(med)
+        line_y.append(st.median)
     ax.plot(line_x, line_y, "-", color=color, alpha=0.7, label=label)
-    return on_ceiling
+    return on_ceiling, coverages
 
 
-def _label_axes(ax: Any, key: str, title: str, n_rep: int, ceiling: float) -> None:
+def _label_axes(ax: Any, key: str, title: str, n_rep: int, ceiling: float, coverages: set[float]) -> None:
     ax.set_ylim(0, ceiling * 1.08)
     ax.set_xlabel("lr x weight_decay (effective weight decay)" if key == EFFECTIVE_WD else key)
     ax.set_ylabel(f"grokking step ({event_rule('grokking_step')})")
-    spread = f" (median, min-max over {n_rep} seeds)" if n_rep > 1 else ""
+    spread = ""
+    if n_rep > 1:
+        cov = "/".join(f"{c:.2f}" for c in sorted(coverages)) or "n/a"
+        spread = f"\n(median and order-statistic CI of the median, coverage {cov}, over {n_rep} seeds)"
     ax.set_title(f"{title + ': ' if title else ''}grokking step vs {_short(key)}{spread}", fontsize=10)
     ax.grid(alpha=0.3)
-
-
-def _median(vals: list[float]) -> float:
-    vals = sorted(vals)
-    n = len(vals)
-    if n == 0:
-        return NEVER
-    if n % 2:
-        return vals[n // 2]
-    a, b = vals[n // 2 - 1], vals[n // 2]
-    return NEVER if NEVER in (a, b) else (a + b) / 2
 
 
 def _replicates(rows: list[dict[str, Any]], key: str, group_keys: list[str]) -> int:
