@@ -15,10 +15,12 @@ from rich.table import Table
 
 from groklab.cli_steps import (
     BadInput,
+    all_completed,
     analysed_run,
     console,
     draw_figures,
     err_console,
+    parse_seeds,
     print_result,
     print_summary,
     resume_ensemble_dir,
@@ -28,9 +30,10 @@ from groklab.cli_steps import (
     training_progress,
     user_errors,
     write_report,
+    write_seed_aggregate,
 )
 from groklab.config import load_config
-from groklab.runs import list_runs
+from groklab.runs import Run, list_runs
 from groklab.summary import format_value
 
 app = typer.Typer(
@@ -87,7 +90,7 @@ def train(
         if result.state != "completed":
             raise typer.Exit(1)
     elif seeds is not None:
-        train_ensemble(load_config(config, set_), seeds, out, runs_dir, quiet)
+        all_completed(train_ensemble(load_config(config, set_), seeds, out, runs_dir, quiet)[1])
     else:
         train_new_run(load_config(config, set_), out, runs_dir, quiet)
 
@@ -166,6 +169,7 @@ def reproduce(
     set_: SetOpt = None,
     out: OutOpt = None,
     runs_dir: RunsDirOpt = Path("runs"),
+    seeds: SeedsOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Train through cleanup, analyse, draw figures and write the report.
@@ -174,28 +178,54 @@ def reproduce(
     accuracy held at >= 0.99, then the log-loss gap and the weight norm flat over a window), or at
     the budget ``train.steps``; a preset's ``train.stop_after_grok`` is ignored. ``--set
     train.stop_after_grok=N`` restores the older rule (stop N steps after test accuracy has held
-    at >= 0.99) instead.
+    at >= 0.99) instead. With ``--seeds``, the seeds train together as an ensemble (each member
+    with its own rule), each is analysed and reported, and OUT/aggregate.json with the page
+    OUT/report.html gives the statistics over the seeds.
     """
-    from groklab.report import run_report
     from groklab.train.stopping import CleanupStop
 
     overrides = list(set_ or [])
-    stop = None
-    if not any(o.split("=", 1)[0].strip() == "train.stop_after_grok" for o in overrides):
+    cleanup = not any(o.split("=", 1)[0].strip() == "train.stop_after_grok" for o in overrides)
+    if cleanup:
         overrides.append("train.stop_after_grok=null")
-        stop = CleanupStop()
     cfg = load_config(config, overrides)
-    run = train_new_run(cfg, out, runs_dir, quiet, callbacks=[stop] if stop else None)
-    if stop is not None:
-        why = stop.reason or f"the cleanup rule did not fire within the budget train.steps={cfg.train.steps}"
-        console.print(f"training stopped: {why}", highlight=False, soft_wrap=True)
+    if seeds is None:
+        stop = CleanupStop() if cleanup else None
+        run = train_new_run(cfg, out, runs_dir, quiet, callbacks=[stop] if stop else None)
+        if stop is not None:
+            why = stop.reason or f"the cleanup rule did not fire within the budget train.steps={cfg.train.steps}"
+            console.print(f"training stopped: {why}", highlight=False, soft_wrap=True)
+        _analyse_and_report(run, quiet)
+        return
+    stops = [CleanupStop() for _ in parse_seeds(seeds)] if cleanup else []
+    path, results = train_ensemble(
+        cfg, seeds, out, runs_dir, quiet, callbacks=(lambda i: [stops[i]]) if cleanup else None
+    )
+    failed = False
+    for run, result in results:
+        if result.state == "completed":
+            failed |= not _analyse_and_report(run, quiet, exit_on_failure=False)
+    page = write_seed_aggregate(path, [run for run, _ in results], quiet)
+    console.print(f"seed report: {page}", highlight=False, soft_wrap=True)
+    all_completed(results)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _analyse_and_report(run: Run, quiet: bool, exit_on_failure: bool = True) -> bool:
+    """Analyse ``run``, draw its figures and write its report; False (or exit 1) when a figure failed."""
+    from groklab.report import run_report
+
     print_summary(run_analysis(run.path, quiet))
     console.print(f"run directory: {run.path}", highlight=False, soft_wrap=True)
     index = draw_figures(run, quiet)
     console.print(f"figures: {len(index['figures'])} in {run.figures_dir}", highlight=False, soft_wrap=True)
     if index["failed"]:
-        raise typer.Exit(1)
+        if exit_on_failure:
+            raise typer.Exit(1)
+        return False
     console.print(f"report: {run.write_report(run_report(run))}", highlight=False, soft_wrap=True)
+    return True
 
 
 # -- dashboard --------------------------------------------------------------------------------------
@@ -247,19 +277,27 @@ def figures(run_dir: RunDirArg, quiet: QuietOpt = False) -> None:
 @app.command()
 @user_errors
 def report(
-    run_dir: Annotated[Path, typer.Argument(help="A run directory, or a sweep directory (with sweep.yaml).")],
+    run_dir: Annotated[
+        Path, typer.Argument(help="A run directory, a sweep directory (sweep.yaml) or an ensemble (seed_S members).")
+    ],
     quiet: QuietOpt = False,
 ) -> None:
-    """Write one self-contained HTML page: RUN_DIR/report.html, or the sweep page SWEEP_DIR/report.html."""
-    from groklab.runs import atomic_write, is_run_dir
+    """Write one self-contained HTML page: RUN_DIR/report.html, the sweep page SWEEP_DIR/report.html,
+    or an ensemble's statistics over seeds (DIR/aggregate.json and DIR/report.html)."""
+    from groklab.runs import atomic_write, is_run_dir, seed_members
 
     if (run_dir / "sweep.yaml").is_file():
         from groklab.sweeps.page import sweep_page
 
         path = run_dir / "report.html"
         atomic_write(path, sweep_page(run_dir))
+    elif not is_run_dir(run_dir) and (members := seed_members(run_dir)):
+        path = write_seed_aggregate(run_dir, members, quiet)
     elif run_dir.is_dir() and not is_run_dir(run_dir):
-        raise BadInput(f"{run_dir}: neither a run directory (no config.yaml) nor a sweep directory (no sweep.yaml)")
+        raise BadInput(
+            f"{run_dir}: neither a run directory (no config.yaml), a sweep directory (no sweep.yaml) "
+            "nor an ensemble (no seed_S run directories)"
+        )
     else:
         path = write_report(analysed_run(run_dir, quiet), quiet)
     console.print(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB)", highlight=False, soft_wrap=True)

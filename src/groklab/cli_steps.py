@@ -161,10 +161,10 @@ def train_ensemble(
     runs_dir: Path,
     quiet: bool,
     callbacks: Callable[[int], list[Any]] | None = None,
-) -> list[Run]:
+) -> tuple[Path, list[tuple[Run, Any]]]:
     """``--seeds``: create the ensemble directory (``out`` or a default under ``runs_dir``) and
-    train its members together (``callbacks(i)``: member i's own trainer callbacks); exit 1 when
-    a member does not complete (after every member has finished)."""
+    train its members together (``callbacks(i)``: member i's own trainer callbacks). Returns the
+    directory and each member's (run, result); prints them."""
     from groklab.limits import ensemble_too_large
     from groklab.runs import create_ensemble_dir, default_ensemble_dir
     from groklab.train.ensemble import batch_refusal, member_configs, start_ensemble
@@ -177,7 +177,8 @@ def train_ensemble(
     paths = create_ensemble_dir(path, seeds, cfg.name)
     with ensemble_progress(cfg.train.steps, 0, len(seeds), quiet) as update:
         results = start_ensemble(member_configs(cfg, seeds), paths, callbacks=callbacks, on_eval=update)
-    return finish_ensemble(path, results)
+    print_ensemble(path, results)
+    return path, results
 
 
 def resume_ensemble_dir(path: Path, quiet: bool) -> list[Run]:
@@ -191,17 +192,21 @@ def resume_ensemble_dir(path: Path, quiet: bool) -> list[Run]:
         results = resume_ensemble(
             members, on_warning=lambda w: err_console.print(f"warning: {w}", highlight=False), on_eval=update
         )
-    return finish_ensemble(path, results)
+    print_ensemble(path, results)
+    all_completed(results)
+    return [run for run, _ in results]
 
 
-def finish_ensemble(path: Path, results: list[tuple[Run, Any]]) -> list[Run]:
-    """Print each member's outcome; exit 1 unless every member completed."""
+def print_ensemble(path: Path, results: list[tuple[Run, Any]]) -> None:
     for run, result in results:
         print_result(run.path, result)
     console.print(f"ensemble: {path}", highlight=False, soft_wrap=True)
+
+
+def all_completed(results: list[tuple[Run, Any]]) -> None:
+    """Exit 1 unless every member completed."""
     if any(r.state != "completed" for _, r in results):
         raise typer.Exit(1)
-    return [run for run, _ in results]
 
 
 @contextmanager
@@ -371,8 +376,8 @@ def _print_seed_lines(agg: Any) -> None:
     """One line for the members, one per member left out, one per headline quantity."""
     from groklab.analysis.seeds import HEADLINE
 
-    fraction = "n/a" if agg.fraction_grokked is None else f"{agg.fraction_grokked:.3g}"
-    console.print(f"{len(agg.members)} members: {agg.n_grokked} of {agg.n_included} analysed grokked ({fraction})",
+    fraction = "" if agg.fraction_grokked is None else f", fraction {agg.fraction_grokked:.3g}"
+    console.print(f"{len(agg.members)} members: {agg.n_grokked} of {agg.n_included} analysed grokked{fraction}",
                   highlight=False, soft_wrap=True)  # fmt: skip
     for m in agg.members:
         if not m.included:

@@ -184,3 +184,25 @@ def test_ensemble_index_lists_the_members(tmp_path, cli):
     # an existing ensemble is not overwritten
     r = cli("train", "--config", "debug", "--seeds", "3,5", "--out", tmp_path / "e")
     assert r.returncode == 2 and "already an ensemble" in r.stderr
+
+
+def test_reproduce_with_seeds_writes_the_aggregate_of_its_members(tmp_path, cli):
+    """`groklab reproduce --seeds`: the members are trained together, analysed and reported, and
+    the aggregate's median grokking step is the median of the members' own analyses."""
+    from groklab.analysis.stats import seed_stats
+    from groklab.runs import read_aggregate
+
+    over = []
+    for o in GROKKING_DEBUG:
+        over += ["--set", o]
+    r = cli("reproduce", "--config", "debug", *over, "--seeds", "0-2", "--out", tmp_path / "e", timeout=900)
+    assert r.returncode == 0, r.stderr
+    members = [Run(tmp_path / "e" / f"seed_{s}") for s in range(3)]
+    assert all((m.path / "report.html").is_file() for m in members)
+    steps = [m.analysis.summary.events.grokking_step for m in members]
+    agg = read_aggregate(tmp_path / "e")
+    q = agg.quantity("grokking_step")
+    assert q.median == seed_stats(steps).median and q.n == 3
+    page = (tmp_path / "e" / "report.html").read_text()
+    assert f"{q.median:g}" in page and "seed_0/report.html" in page
+    assert "grokking_step: median" in r.stdout
