@@ -79,3 +79,17 @@ def test_a_hand_built_model_trains_in_the_same_loop(tmp_path):
     assert all(torch.equal(run.model().state_dict()[k], model.state_dict()[k]) for k in start)
     with pytest.raises(TypeError, match="groklab Transformer or MLPModel"):
         gl.train(cfg, model=torch.nn.Linear(3, 3), out=tmp_path / "bad")
+
+
+def test_train_seeds_gives_one_run_per_seed(tmp_path):
+    """gl.train_seeds trains an ensemble: member S is the run DIR/seed_S with seed = split_seed = S,
+    and it equals its separate gl.train run (same first evaluations)."""
+    runs = gl.train_seeds("debug", seeds=[2, 4], set={"train.steps": 40}, out=tmp_path / "e")
+    assert [r.path for r in runs] == [tmp_path / "e" / "seed_2", tmp_path / "e" / "seed_4"]
+    assert [(r.config.seed, r.config.task.split_seed) for r in runs] == [(2, 2), (4, 4)]
+    alone = gl.train("debug", set={"train.steps": 40, "seed": 4, "task.split_seed": 4}, out=tmp_path / "alone")
+    a, b = runs[1].metrics, alone.metrics
+    assert list(a["step"]) == list(b["step"])
+    assert ((a["train_loss"] - b["train_loss"]).abs() <= 1e-5 * b["train_loss"].abs()).all()
+    with pytest.raises(gl.RunError, match="distinct"):
+        gl.train_seeds("debug", seeds=[1, 1], out=tmp_path / "bad")

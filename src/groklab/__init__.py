@@ -12,6 +12,7 @@ The notebook API (DESIGN section 8)::
     fig = run.figure("fourier_embedding_spectrum")
     run.analysis.lenses              # clock vs pizza and AGOP at chosen steps (newer lenses)
     series = gl.llc(run)             # LLC at chosen snapshots (opt-in, costly), analysis/llc.json
+    runs = gl.train_seeds("quick", seeds=range(8), out="runs/ens")   # one process, stacked parameters
     agg = gl.load_aggregate("runs/ens")   # statistics over seeds of an ensemble (DIR/aggregate.json)
     agg.quantity("grokking_step").median, agg.fraction_grokked
     agg = gl.aggregate("runs/ens")   # the same, computed from the members' analyses (nothing written)
@@ -19,7 +20,7 @@ The notebook API (DESIGN section 8)::
 
 from __future__ import annotations
 
-from groklab.api import aggregate, analyze, from_hooked_transformer, lenses, llc, load_aggregate
+from groklab.api import aggregate, analyze, from_hooked_transformer, lenses, llc, load_aggregate, train_seeds
 from groklab.config import Config, load_config
 from groklab.records import Analysis, SeedAggregate
 from groklab.runs import Run, RunError, load_run
@@ -44,4 +45,5 @@ __all__ = [
     "load_config",
     "load_run",
     "train",
+    "train_seeds",
 ]

@@ -1,4 +1,4 @@
-"""The notebook API (DESIGN section 8): train, analyze, from_hooked_transformer, and the statistics
+"""The notebook API (DESIGN section 8): train, train_seeds, analyze, from_hooked_transformer, and the statistics
 over seeds of an ensemble directory (aggregate, load_aggregate; DESIGN section 9).
 
 ``groklab.train`` is both this function and the training subpackage (``groklab.train.Trainer``):
@@ -22,7 +22,9 @@ if TYPE_CHECKING:
     from groklab.models import MLPModel, Transformer
     from groklab.train import Callback, EvalResult
 
-__all__ = ["aggregate", "analyze", "from_hooked_transformer", "lenses", "llc", "load_aggregate", "train"]
+__all__ = [
+    "aggregate", "analyze", "from_hooked_transformer", "lenses", "llc", "load_aggregate", "train", "train_seeds",
+]  # fmt: skip
 
 
 def _config(config: str | Path | Config, overrides: Mapping[str, Any] | Sequence[str] | None) -> Config:
@@ -63,6 +65,37 @@ def train(
     if result.state != "completed":
         raise RunError(f"{run.path}: training {result.state} at step {result.step}: {result.error}")
     return run
+
+
+def train_seeds(
+    config: str | Path | Config = "nanda",
+    seeds: Sequence[int] = range(8),
+    *,
+    set: Mapping[str, Any] | Sequence[str] | None = None,  # noqa: A002  (the CLI's --set)
+    out: str | Path | None = None,
+    runs_dir: str | Path = "runs",
+) -> list[Run]:
+    """Train ``seeds`` together as one ensemble (``groklab train --seeds``, DESIGN section 9): member
+    S has seed = split_seed = S and is an ordinary run directory ``out/seed_S``; returns the
+    members' runs in the order of ``seeds``. A member that fails or is interrupted raises RunError
+    (after every member has finished) with the reasons."""
+    from groklab.limits import ensemble_too_large
+    from groklab.runs import create_ensemble_dir, default_ensemble_dir
+    from groklab.train.ensemble import batch_refusal, member_configs, start_ensemble
+
+    cfg, seeds = _config(config, set), [int(s) for s in seeds]
+    if not seeds or len(frozenset(seeds)) != len(seeds) or min(seeds) < 0:
+        raise RunError(f"seeds must be distinct integers >= 0, got {seeds}")
+    why = batch_refusal(cfg) or ensemble_too_large(cfg, len(seeds))
+    if why:
+        raise RunError(why)
+    spec = f"{seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else ",".join(map(str, seeds))
+    path = Path(out) if out is not None else default_ensemble_dir(Path(runs_dir), cfg, spec)
+    results = start_ensemble(member_configs(cfg, seeds), create_ensemble_dir(path, seeds, cfg.name))
+    bad = [f"{run.path}: {r.state} at step {r.step}: {r.error}" for run, r in results if r.state != "completed"]
+    if bad:
+        raise RunError("; ".join(bad))
+    return [run for run, _ in results]
 
 
 def analyze(run: Run | str | Path, *, write: bool = True, device: str = "auto") -> Analysis:
