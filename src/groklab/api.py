@@ -80,7 +80,7 @@ def train_seeds(
     members' runs in the order of ``seeds``. A member that fails or is interrupted raises RunError
     (after every member has finished) with the reasons."""
     from groklab.limits import ensemble_too_large
-    from groklab.runs import create_ensemble_dir, default_ensemble_dir
+    from groklab.runs import create_ensemble_dir, default_run_dir
     from groklab.train.ensemble import batch_refusal, member_configs, start_ensemble
 
     cfg, seeds = _config(config, set), [int(s) for s in seeds]
@@ -90,7 +90,7 @@ def train_seeds(
     if why:
         raise RunError(why)
     spec = f"{seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else ",".join(map(str, seeds))
-    path = Path(out) if out is not None else default_ensemble_dir(Path(runs_dir), cfg, spec)
+    path = Path(out) if out is not None else default_run_dir(Path(runs_dir), cfg, f"seeds{spec.replace(',', '_')}")
     results = start_ensemble(member_configs(cfg, seeds), create_ensemble_dir(path, seeds, cfg.name))
     bad = [f"{run.path}: {r.state} at step {r.step}: {r.error}" for run, r in results if r.state != "completed"]
     if bad:

@@ -166,14 +166,14 @@ def train_ensemble(
     train its members together (``callbacks(i)``: member i's own trainer callbacks). Returns the
     directory and each member's (run, result); prints them."""
     from groklab.limits import ensemble_too_large
-    from groklab.runs import create_ensemble_dir, default_ensemble_dir
+    from groklab.runs import create_ensemble_dir, default_run_dir
     from groklab.train.ensemble import batch_refusal, member_configs, start_ensemble
 
     seeds = parse_seeds(seeds_text)
     why = batch_refusal(cfg) or ensemble_too_large(cfg, len(seeds))
     if why:
         raise BadInput(why)
-    path = out if out is not None else default_ensemble_dir(runs_dir, cfg, seeds_text)
+    path = out if out is not None else default_run_dir(runs_dir, cfg, f"seeds{seeds_text.replace(',', '_')}")
     paths = create_ensemble_dir(path, seeds, cfg.name)
     with ensemble_progress(cfg.train.steps, 0, len(seeds), quiet) as update:
         results = start_ensemble(member_configs(cfg, seeds), paths, callbacks=callbacks, on_eval=update)

@@ -501,10 +501,11 @@ def _file_sig(path: Path) -> tuple[int, int] | None:
     return st.st_mtime_ns, st.st_size
 
 
-def default_run_dir(runs_dir: Path, cfg: Config) -> Path:
-    """A new directory name under ``runs_dir``: ``<UTC time>__<name>__seed<seed>``."""
+def default_run_dir(runs_dir: Path, cfg: Config, what: str | None = None) -> Path:
+    """A new directory name under ``runs_dir``: ``<UTC time>__<name>__<what>``, ``what`` by default
+    ``seed<seed>`` (an ensemble passes ``seeds<spec>``); ``-2``, ``-3``, ... when taken."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    base = runs_dir / f"{stamp}__{cfg.name}__seed{cfg.seed}"
+    base = runs_dir / f"{stamp}__{cfg.name}__{what or f'seed{cfg.seed}'}"
     path, n = base, 1
     while path.exists():
         n += 1
@@ -547,17 +548,6 @@ def ensemble_members(path: Path) -> list[Path]:
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
         raise RunError(f"{where}: not a readable ensemble index ({files.describe_error(e)})") from None
     return [Path(path) / n for n in names]
-
-
-def default_ensemble_dir(runs_dir: Path, cfg: Config, seeds_text: str) -> Path:
-    """``<UTC time>__<name>__seeds<spec>`` under ``runs_dir`` (the spec as given, e.g. 0-7)."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    base = runs_dir / f"{stamp}__{cfg.name}__seeds{seeds_text.replace(',', '_')}"
-    path, n = base, 1
-    while path.exists():
-        n += 1
-        path = base.with_name(f"{base.name}-{n}")
-    return path
 
 
 def list_runs(runs_dir: Path) -> list[Run]:
