@@ -155,9 +155,9 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, cli):
     res = cli("figures", tmp_path / "missing")
     assert res.returncode == 2 and "no such directory" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
-    res = cli("report", tmp_path)  # a directory that is neither a run nor a sweep
+    res = cli("report", tmp_path)  # a directory that is neither a run, a sweep nor an ensemble
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
-    assert "neither a run directory (no config.yaml) nor a sweep directory (no sweep.yaml)" in res.stderr
+    assert "neither a run directory (no config.yaml), a sweep directory (no sweep.yaml) nor an ensemble" in res.stderr
 
 
 def test_figures_on_a_run_without_checkpoints_says_why(analysed_run, tmp_path, cli):

@@ -10,13 +10,15 @@ import time
 import pytest
 import torch
 
-from conftest import GROKKING_DEBUG
 from groklab.config import load_config
 from groklab.runs import Run, ensemble_members, load_checkpoint
 from groklab.train import start_training
 from groklab.train.ensemble import member_configs, start_ensemble
 from groklab.train.optim import build_optimizer
 from groklab.train.stacked import StackedOptimizer
+
+# the debug task set to memorize, then grok within the budget (p = 17, seconds a run)
+GROKKING_DEBUG = ["task.train_frac=0.8", "optim.lr=5e-3", "optim.weight_decay=2.0", "train.steps=1500"]
 
 
 def _metrics(run_dir):
