@@ -72,7 +72,7 @@ def folded_logits(model: Transformer, a: Tensor, b: Tensor) -> Tensor:
 
     Fires the MLP's ``hook_pre`` and ``hook_post`` ([batch, d_mlp]) as the unfolded path does."""
     params = {name: prm[None] for name, prm in model.named_parameters()}
-    return _logits(params, model.cfg, model.p, a[None], b[None], model.block_list[0].mlp)[0]
+    return _logits(params, model.cfg, model.p, a[None], b[None], model.block_list[0].mlp).squeeze(0)
 
 
 def folded_logits_stacked(params: Mapping[str, Tensor], cfg: ModelConfig, p: int, a: Tensor, b: Tensor) -> Tensor:
