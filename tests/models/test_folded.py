@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from groklab.config import load_config
 from groklab.data import make_dataset
 from groklab.models import build_model, folded
-from groklab.models.folded import _ReluReadout, _row_sums, _TableGrad, can_fold
+from groklab.models.folded import _ReluReadout, _RowSums, can_fold
 
 SHAPES = {  # p, then model overrides on the debug preset (d_model 32, 2 heads of 16, d_mlp 64, relu)
     "debug": (17, []),
@@ -80,10 +80,10 @@ def test_row_sums_and_readout_match_autograd_gradcheck():
     W_L = rand(n_member, d_mlp, n_cols - d_mlp - 1)  # the last column: padding
 
     def sums(weight, table):
-        return _TableGrad.apply(_row_sums(table, group, weight), table, group, weight.detach())
+        return _RowSums.apply(table, weight, group)
 
     def readout(weight, table, W_L):
-        return _ReluReadout.apply(_row_sums(table, group, weight), table, W_L, group, weight.detach())
+        return _ReluReadout.apply(table, weight, group, W_L)
 
     assert torch.autograd.gradcheck(sums, (weight, table))
     assert torch.autograd.gradcheck(readout, (weight, table, W_L))

@@ -98,16 +98,15 @@ def _logits(P: Mapping[str, Tensor], cfg: ModelConfig, p: int, a: Tensor, b: Ten
     pattern = torch.cat([s.view(n_member, n, 2, n_head), s_eq], 2).softmax(2)  # [S, batch, key (0, 1, =), head]
     # weights alpha * w_j + 1 - alpha (attn_rate); their sum 3 - 2 alpha is in c
     weight = rate_pattern(pattern, cfg.attn_rate)[:, :, :2].flatten(0, 1)  # [S * batch, key, head]
-    h = _row_sums(tables.table, group, weight)  # [S * batch, d_mlp + p]
     W_L, d_mlp = tables.W_L, tables.W_L.shape[1]
     hooked = mlp is not None and (mlp.hook_pre.hooked or mlp.hook_post.hooked)
     if cfg.act == "relu" and not hooked:
-        return _ReluReadout.apply(h, tables.table, W_L, group, weight.detach())
-    h = _TableGrad.apply(h, tables.table, group, weight.detach())[:, : d_mlp + p]
+        return _ReluReadout.apply(tables.table, weight, group, W_L)
+    h = _RowSums.apply(tables.table, weight, group)  # [S * batch, C]
     act = (F.relu if cfg.act == "relu" else F.gelu) if mlp is None else mlp.act
     pre = h[:, :d_mlp] if mlp is None else mlp.hook_pre(h[:, :d_mlp])  # [S * batch, d_mlp]
     post = act(pre) if mlp is None else mlp.hook_post(act(pre))
-    return torch.baddbmm(h[:, d_mlp:].view(n_member, n, p), post.view(n_member, n, d_mlp), W_L)
+    return torch.baddbmm(h[:, d_mlp : d_mlp + p].view(n_member, n, p), post.view(n_member, n, d_mlp), W_L)
 
 
 class _Tables(NamedTuple):
@@ -144,82 +143,105 @@ def _tables(P: Mapping[str, Tensor], cfg: ModelConfig, p: int) -> _Tables:
     return _Tables(table, scores, torch.bmm(W_out, W_U))
 
 
-def _row_sums(table: Tensor, group: Tensor, weight: Tensor) -> Tensor:
-    """``out[e] = c + sum_{k, h} weight[e, k, h] * T[h, group[e, k]]`` for every member: [S * batch, C].
+class _Sums(NamedTuple):
+    """Which table rows each example sums, with what weights, and the bags of the table's gradient."""
 
-    table [S * head * groups + S, C] (:class:`_Tables`), group [S, batch, key] (each member's own
-    groups), weight [S * batch, key, head]. Carries the gradient of ``weight`` only: that of the
-    table comes from :class:`_TableGrad` or :class:`_ReluReadout`."""
+    rows: Tensor  # [S * batch, key * head + 1]: T[m, h, group] of each (key, head), then c of member m
+    weight: Tensor  # [S * batch, key * head + 1]: the pattern's weights, then 1 for c
+    group: Tensor  # [S, batch, key]: each member's own groups (key, token)
+    per_member: int  # groups per member
+
+
+def _sums(table: Tensor, group: Tensor, weight: Tensor) -> _Sums:
+    """The sums ``h[e] = c + sum_{k, h} weight[e, k, h] * T[h, group[e, k]]`` of every member.
+
+    table [S * head * groups + S, C] (:class:`_Tables`), group [S, batch, key], weight
+    [S * batch, key, head] (detached)."""
     n_member, n, _ = group.shape
     n_head = weight.shape[2]
-    per_member = (table.shape[0] - n_member) // (n_member * n_head)  # groups per member
+    per_member = (table.shape[0] - n_member) // (n_member * n_head)
     member = torch.arange(n_member, device=group.device)[:, None, None, None]
     head = torch.arange(n_head, device=group.device)
     rows = ((member * n_head + head) * per_member + group[..., None]).view(n_member * n, -1)  # T[m, h, g]
     c_rows = (n_member * n_head * per_member + member.flatten()).repeat_interleave(n)[:, None]  # c of member m
-    w = torch.cat([weight.flatten(1), weight.new_ones(n_member * n, 1)], 1)  # c's weight is 1
-    return F.embedding_bag(torch.cat([rows, c_rows], 1), table.detach(), mode="sum", per_sample_weights=w)
+    w = torch.cat([weight.flatten(1), weight.new_ones(n_member * n, 1)], 1)
+    return _Sums(torch.cat([rows, c_rows], 1), w, group, per_member)
 
 
-def _table_grad(grad: Tensor, group: Tensor, weight: Tensor, n_rows: int) -> Tensor:
-    """The gradient of the table of :func:`_row_sums` given that of its output, ``grad [S * batch, C]``.
-
-    ``grad_T[m, h, g] = sum over (e, k) with group[e, k] = g of weight[e, k, h] * grad[e]`` and
-    ``grad_c[m] = sum of grad[e]`` over member m's examples: an ``embedding_bag`` over the rows of
-    ``grad`` with a bag per row of the table (:func:`_bags`), in the table's order."""
-    n_member, n_head = group.shape[0], weight.shape[2]
-    members, w, offsets = _bags(group, weight, (n_rows - n_member) // (n_member * n_head))
-    return F.embedding_bag(members, grad, offsets, mode="sum", per_sample_weights=w)
+def _sum_rows(table: Tensor, sums: _Sums) -> Tensor:  # [S * batch, C]
+    return F.embedding_bag(sums.rows, table, mode="sum", per_sample_weights=sums.weight)
 
 
-class _TableGrad(torch.autograd.Function):
-    """Identity on the row sums ``h`` whose backward also gives the gradient of their table.
-    Inputs: h, table, group, weight (as in :func:`_row_sums`)."""
+def _sums_backward(grad: Tensor, table: Tensor, sums: _Sums) -> tuple[Tensor, Tensor]:
+    """The gradients of the weights [S * batch, key, head] and of the table, given that of the sums.
+
+    ``grad_weight[e, k, h] = grad[e] . T[h, group[e, k]]``: torch's own ``embedding_bag`` gradient
+    for per-sample weights. ``grad_T[m, h, g] = sum over (e, k) with group[e, k] = g of
+    weight[e, k, h] * grad[e]`` and ``grad_c[m] = sum of grad[e]`` over member m's examples: an
+    ``embedding_bag`` over the rows of ``grad`` with a bag per row of the table (:func:`_bags`)."""
+    n, n_terms = sums.rows.shape
+    bag = torch.arange(n, device=grad.device)
+    grad_weight = torch.ops.aten._embedding_bag_per_sample_weights_backward(
+        grad, table, sums.rows.flatten(), bag * n_terms, bag.repeat_interleave(n_terms), 0
+    )
+    n_key = sums.group.shape[2]
+    grad_weight = grad_weight.view(n, n_terms)[:, :-1].view(n, n_key, -1)  # c's weight is constant
+    members, w, offsets = _bags(sums.group, sums.weight[:, :-1].view(n, n_key, -1), sums.per_member)
+    return grad_weight, F.embedding_bag(members, grad, offsets, mode="sum", per_sample_weights=w)
+
+
+class _RowSums(torch.autograd.Function):
+    """The sums of :func:`_sums` [S * batch, C] with their gradients. Inputs: table, weight, group."""
 
     @staticmethod
-    def forward(ctx: Any, h: Tensor, table: Tensor, group: Tensor, weight: Tensor) -> Tensor:
-        ctx.save_for_backward(group, weight)
-        ctx.n_rows = table.shape[0]
-        return h
+    def forward(ctx: Any, table: Tensor, weight: Tensor, group: Tensor) -> Tensor:
+        ctx.sums = _sums(table, group, weight.detach())
+        ctx.save_for_backward(table)
+        return _sum_rows(table, ctx.sums)
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        group, weight = ctx.saved_tensors
-        grad_table = _table_grad(grad, group, weight, ctx.n_rows) if ctx.needs_input_grad[1] else None
-        return grad, grad_table, None, None
+        grad_weight, grad_table = _sums_backward(grad, ctx.saved_tensors[0], ctx.sums)
+        return grad_table, grad_weight, None
 
 
 class _ReluReadout(torch.autograd.Function):
-    """``logits = direct + relu(pre) @ W_L`` per member from the row sums ``h = [pre | direct]``
-    ``[S * batch, d_mlp + p]``: [S, batch, p]. Its backward writes the gradients of ``pre`` (masked by
-    the ReLU in place) and ``direct`` into one buffer, and gives the table's (as :class:`_TableGrad`).
-    Inputs: h, table, W_L [S, d_mlp, p], group, weight."""
+    """``logits = direct + relu(pre) @ W_L`` per member, from the sums ``h = [pre | direct]`` of
+    :func:`_sums`: [S, batch, p]. One step, so that ReLU runs in place on ``h`` and its backward
+    writes the gradients of ``pre`` (masked in place) and ``direct`` into one buffer, the gradient
+    of ``h`` that :func:`_sums_backward` reads. Inputs: table, weight, group, W_L [S, d_mlp, p]."""
 
     @staticmethod
-    def forward(ctx: Any, h: Tensor, table: Tensor, W_L: Tensor, group: Tensor, weight: Tensor) -> Tensor:
+    def forward(ctx: Any, table: Tensor, weight: Tensor, group: Tensor, W_L: Tensor) -> Tensor:
         n_member, d_mlp, p = W_L.shape
-        post = h[:, :d_mlp].relu()  # [S * batch, d_mlp]
-        ctx.save_for_backward(post, W_L, group, weight)
-        ctx.n_rows, ctx.n_cols = table.shape
-        direct = h[:, d_mlp : d_mlp + p].view(n_member, -1, p)
-        return torch.baddbmm(direct, post.view(n_member, -1, d_mlp), W_L)
+        ctx.sums = _sums(table, group, weight.detach())
+        h = _sum_rows(table, ctx.sums).view(n_member, -1, table.shape[1])  # [S, batch, C]
+        post = h[..., :d_mlp].relu_()
+        logits = h.new_empty(n_member, h.shape[1], p)
+        for m in range(n_member):  # one matmul per member: faster than a batched one (bmm) on CPU
+            torch.addmm(h[m, :, d_mlp : d_mlp + p], post[m], W_L[m], out=logits[m])
+        ctx.save_for_backward(table, W_L, h)
+        return logits
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:  # grad [S, batch, p]
-        post, W_L, group, weight = ctx.saved_tensors
+        table, W_L, h = ctx.saved_tensors
         n_member, d_mlp, p = W_L.shape
-        grad_h = grad.new_empty(post.shape[0], ctx.n_cols)
-        grad_pre = grad_h[:, :d_mlp]
-        torch.bmm(grad, W_L.transpose(1, 2), out=grad_pre.view(n_member, -1, d_mlp))
-        # ReLU's gradient in place, torch's own kernel (0 where the output is 0; masked_fill_ was 20x slower)
+        post = h[..., :d_mlp]
+        grad_h = torch.empty_like(h)
+        grad_W_L = W_L.new_empty(n_member, p, d_mlp)
+        for m in range(n_member):
+            torch.mm(grad[m], W_L[m].T, out=grad_h[m, :, :d_mlp])
+            torch.mm(grad[m].T, post[m], out=grad_W_L[m])
+        grad_pre = grad_h[..., :d_mlp]
+        # ReLU's gradient in place with torch's own kernel (0 where the output is 0; masked_fill_ was 20x slower)
         torch.ops.aten.threshold_backward.grad_input(grad_pre, post, 0, grad_input=grad_pre)
-        grad_h[:, d_mlp : d_mlp + p].view_as(grad).copy_(grad)
-        grad_h[:, d_mlp + p :].zero_()  # the padding
-        grad_W_L = torch.bmm(post.view(n_member, -1, d_mlp).transpose(1, 2), grad)
-        grad_table = _table_grad(grad_h, group, weight, ctx.n_rows) if ctx.needs_input_grad[1] else None
-        return grad_h, grad_table, grad_W_L, None, None
+        grad_h[..., d_mlp : d_mlp + p] = grad
+        grad_h[..., d_mlp + p :] = 0  # the padding
+        grad_weight, grad_table = _sums_backward(grad_h.flatten(0, 1), table, ctx.sums)
+        return grad_table, grad_weight, None, grad_W_L.transpose(1, 2)
 
 
 def _bags(group: Tensor, weight: Tensor, per_member: int) -> tuple[Tensor, Tensor, Tensor]:
