@@ -101,8 +101,8 @@ def _logits(P: Mapping[str, Tensor], cfg: ModelConfig, p: int, a: Tensor, b: Ten
     W_L, d_mlp = tables.W_L, tables.W_L.shape[1]
     hooked = mlp is not None and (mlp.hook_pre.hooked or mlp.hook_post.hooked)
     if cfg.act == "relu" and not hooked:
-        return _ReluReadout.apply(tables.table, weight, group, W_L)
-    h = _RowSums.apply(tables.table, weight, group)  # [S * batch, C]
+        return _ReluReadout.apply(tables.table, tables.c, weight, group, W_L)
+    h = _RowSums.apply(tables.table, tables.c, weight, group)  # [S * batch, C]
     act = (F.relu if cfg.act == "relu" else F.gelu) if mlp is None else mlp.act
     pre = h[:, :d_mlp] if mlp is None else mlp.hook_pre(h[:, :d_mlp])  # [S * batch, d_mlp]
     post = act(pre) if mlp is None else mlp.hook_post(act(pre))
@@ -110,7 +110,8 @@ def _logits(P: Mapping[str, Tensor], cfg: ModelConfig, p: int, a: Tensor, b: Ten
 
 
 class _Tables(NamedTuple):
-    table: Tensor  # [S * (head * groups) + S, d_mlp + p]: T of member m at rows m * head * groups + ..., then each c
+    table: Tensor  # [S * head * groups, C]: T of member m, head h at rows (m * head + h) * groups + ...
+    c: Tensor  # [S, C]
     scores: Tensor  # [S, groups + 1, head]: the `=` query's scaled scores; the last row is the `=` key
     W_L: Tensor  # [S, d_mlp, p]
 
@@ -122,101 +123,109 @@ def _tables(P: Mapping[str, Tensor], cfg: ModelConfig, p: int) -> _Tables:
     W_in, b_in, W_out, b_out = (P[f"blocks.0.mlp.{n}"] for n in ("W_in", "b_in", "W_out", "b_out"))
     n_member, n_head, d_model, d_head = W_V.shape
     x2 = W_E[:, p] + W_pos[:, 2]  # [S, d_model]: the `=` stream
-    streams = torch.cat([W_E + W_pos[:, :1], W_E + W_pos[:, 1:2], x2[:, None]], 1)  # [S, 2 * vocab + 1, d_model]
     query = torch.einsum("sm,shmd->shd", x2, W_Q)
     reader = torch.einsum("shmd,shd->smh", W_K, query) / math.sqrt(d_head)  # [S, d_model, head]
-    # scores and values of every (key, token) in one product
-    W_V = W_V.transpose(1, 2).flatten(2)  # [S, d_model, head * d_head]
-    sv = torch.bmm(streams, torch.cat([reader, W_V], 2))  # [S, 2 * vocab + 1, head + head * d_head]
-    scores, v = sv.split([n_head, n_head * d_head], 2)
-    dv = (v[:, :-1] - v[:, -1:]).view(n_member, -1, n_head, d_head).transpose(1, 2)  # relative to the `=` value
+    # scores and values of stream W_E[t] + W_pos[j]: a token part and a position part, each [.., head + head * d_head]
+    reads = torch.cat([reader, W_V.transpose(1, 2).flatten(2)], 2)
+    tok, pos = torch.bmm(W_E, reads), torch.bmm(W_pos, reads)  # [S, vocab, ...], [S, 3, ...]
+    scores = torch.cat(
+        [
+            (tok[:, None, :, :n_head] + pos[:, :2, None, :n_head]).flatten(1, 2),
+            (tok[:, p] + pos[:, 2])[:, None, :n_head],
+        ],
+        1,
+    )
+    # values relative to the `=` key's: v_j[t] - v_2 = (tok[t] - tok[=]) + (pos[j] - pos[2])
+    dv_tok = (tok[:, :, n_head:] - tok[:, p, None, n_head:]).unflatten(2, (n_head, d_head)).transpose(1, 2)
+    dv_pos = (pos[:, :2, n_head:] - pos[:, 2:, n_head:]).unflatten(2, (n_head, d_head)).transpose(1, 2)
     # what reads the residual at `=`, [S, d_model, C]; C = d_mlp + p padded with zero columns to a
     # multiple of 8 (aligned rows: embedding_bag's weight gradient was 6x slower at C = 625 than 632)
     pad = W_U.new_zeros(n_member, d_model, -(W_in.shape[2] + p) % 8)
     R = torch.cat([W_in, W_U, pad], 2)
-    OR = torch.bmm(W_O.flatten(1, 2), R)  # [S, head * d_head, d_mlp + p]
-    T = dv @ OR.view(n_member, n_head, d_head, -1)  # [S, head, 2 * vocab, d_mlp + p]
+    OR = torch.bmm(W_O.flatten(1, 2), R)  # [S, head * d_head, C]
+    OR_h = OR.unflatten(1, (n_head, d_head))
+    T = (dv_tok @ OR_h)[:, :, None] + (dv_pos @ OR_h)[:, :, :, None]  # [S, head, key, vocab, C]
     total = 3.0 - 2.0 * cfg.attn_rate  # sum of the three keys' weights (1 unless attn_rate != 1)
+    v2 = (tok[:, p, n_head:] + pos[:, 2, n_head:])[:, None]  # [S, 1, head * d_head]
     bias = torch.cat([b_in, torch.bmm(b_out[:, None], W_U)[:, 0], pad[:, 0]], 1)
-    c = torch.bmm(x2[:, None], R)[:, 0] + total * torch.bmm(v[:, -1:], OR)[:, 0] + bias  # [S, C]
-    table = torch.cat([T.flatten(0, 2), c])
-    return _Tables(table, scores, torch.bmm(W_out, W_U))
+    c = torch.bmm(x2[:, None], R)[:, 0] + total * torch.bmm(v2, OR)[:, 0] + bias  # [S, C]
+    return _Tables(T.flatten(0, 3), c, scores, torch.bmm(W_out, W_U))
 
 
 class _Sums(NamedTuple):
-    """Which table rows each example sums, with what weights, and the bags of the table's gradient."""
+    """Which table rows each example sums, with what weights (also the bags of the table's gradient)."""
 
-    rows: Tensor  # [S * batch, key * head + 1]: T[m, h, group] of each (key, head), then c of member m
-    weight: Tensor  # [S * batch, key * head + 1]: the pattern's weights, then 1 for c
+    rows: Tensor  # [S * batch, key * head]: T[m, h, group] of each (key, head)
+    weight: Tensor  # [S * batch, key, head]: the pattern's weights (detached)
     group: Tensor  # [S, batch, key]: each member's own groups (key, token)
     per_member: int  # groups per member
 
 
 def _sums(table: Tensor, group: Tensor, weight: Tensor) -> _Sums:
-    """The sums ``h[e] = c + sum_{k, h} weight[e, k, h] * T[h, group[e, k]]`` of every member.
+    """The rows of ``h[e] = c + sum_{k, h} weight[e, k, h] * T[h, group[e, k]]`` of every member.
 
-    table [S * head * groups + S, C] (:class:`_Tables`), group [S, batch, key], weight
-    [S * batch, key, head] (detached)."""
+    table [S * head * groups, C] (:class:`_Tables`), group [S, batch, key], weight [S * batch, key, head]."""
     n_member, n, _ = group.shape
     n_head = weight.shape[2]
-    per_member = (table.shape[0] - n_member) // (n_member * n_head)
+    per_member = table.shape[0] // (n_member * n_head)
     member = torch.arange(n_member, device=group.device)[:, None, None, None]
     head = torch.arange(n_head, device=group.device)
-    rows = ((member * n_head + head) * per_member + group[..., None]).view(n_member * n, -1)  # T[m, h, g]
-    c_rows = (n_member * n_head * per_member + member.flatten()).repeat_interleave(n)[:, None]  # c of member m
-    w = torch.cat([weight.flatten(1), weight.new_ones(n_member * n, 1)], 1)
-    return _Sums(torch.cat([rows, c_rows], 1), w, group, per_member)
+    rows = ((member * n_head + head) * per_member + group[..., None]).view(n_member * n, -1)
+    return _Sums(rows, weight.detach().contiguous(), group, per_member)
 
 
-def _sum_rows(table: Tensor, sums: _Sums) -> Tensor:  # [S * batch, C]
-    return F.embedding_bag(sums.rows, table, mode="sum", per_sample_weights=sums.weight)
+def _sum_rows(table: Tensor, c: Tensor, sums: _Sums) -> Tensor:  # [S, batch, C]
+    """The sums (:func:`_sums`): one ``embedding_bag`` over the table, then c added in place."""
+    h = F.embedding_bag(sums.rows, table, mode="sum", per_sample_weights=sums.weight.flatten(1))
+    return h.view(c.shape[0], -1, c.shape[1]).add_(c[:, None])
 
 
-def _sums_backward(grad: Tensor, table: Tensor, sums: _Sums) -> tuple[Tensor, Tensor]:
-    """The gradients of the weights [S * batch, key, head] and of the table, given that of the sums.
+def _sums_backward(grad: Tensor, table: Tensor, sums: _Sums) -> tuple[Tensor, Tensor, Tensor]:
+    """The gradients of the table, of c and of the weights, given that of the sums ``grad [S, batch, C]``.
 
+    ``grad_T[m, h, g] = sum over (e, k) with group[e, k] = g of weight[e, k, h] * grad[e]``: an
+    ``embedding_bag`` over the rows of ``grad`` with a bag per row of the table (:func:`_bags`).
     ``grad_weight[e, k, h] = grad[e] . T[h, group[e, k]]``: torch's own ``embedding_bag`` gradient
-    for per-sample weights. ``grad_T[m, h, g] = sum over (e, k) with group[e, k] = g of
-    weight[e, k, h] * grad[e]`` and ``grad_c[m] = sum of grad[e]`` over member m's examples: an
-    ``embedding_bag`` over the rows of ``grad`` with a bag per row of the table (:func:`_bags`)."""
+    for per-sample weights."""
+    grad_c = grad.sum(1)
+    grad = grad.flatten(0, 1)
     n, n_terms = sums.rows.shape
     bag = torch.arange(n, device=grad.device)
     grad_weight = torch.ops.aten._embedding_bag_per_sample_weights_backward(
         grad, table, sums.rows.flatten(), bag * n_terms, bag.repeat_interleave(n_terms), 0
     )
-    n_key = sums.group.shape[2]
-    grad_weight = grad_weight.view(n, n_terms)[:, :-1].view(n, n_key, -1)  # c's weight is constant
-    members, w, offsets = _bags(sums.group, sums.weight[:, :-1].view(n, n_key, -1), sums.per_member)
-    return grad_weight, F.embedding_bag(members, grad, offsets, mode="sum", per_sample_weights=w)
+    members, w, offsets = _bags(sums.group, sums.weight, sums.per_member)
+    grad_table = F.embedding_bag(members, grad, offsets, mode="sum", per_sample_weights=w)
+    return grad_table, grad_c, grad_weight.view_as(sums.weight)
 
 
 class _RowSums(torch.autograd.Function):
-    """The sums of :func:`_sums` [S * batch, C] with their gradients. Inputs: table, weight, group."""
+    """The sums of :func:`_sums` [S * batch, C] with their gradients. Inputs: table, c, weight, group."""
 
     @staticmethod
-    def forward(ctx: Any, table: Tensor, weight: Tensor, group: Tensor) -> Tensor:
-        ctx.sums = _sums(table, group, weight.detach())
+    def forward(ctx: Any, table: Tensor, c: Tensor, weight: Tensor, group: Tensor) -> Tensor:
+        ctx.sums = _sums(table, group, weight)
         ctx.save_for_backward(table)
-        return _sum_rows(table, ctx.sums)
+        return _sum_rows(table, c, ctx.sums).flatten(0, 1)
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        grad_weight, grad_table = _sums_backward(grad, ctx.saved_tensors[0], ctx.sums)
-        return grad_table, grad_weight, None
+        grads = _sums_backward(grad.view(ctx.sums.group.shape[0], -1, grad.shape[1]), ctx.saved_tensors[0], ctx.sums)
+        return (*grads, None)
 
 
 class _ReluReadout(torch.autograd.Function):
     """``logits = direct + relu(pre) @ W_L`` per member, from the sums ``h = [pre | direct]`` of
     :func:`_sums`: [S, batch, p]. One step, so that ReLU runs in place on ``h`` and its backward
     writes the gradients of ``pre`` (masked in place) and ``direct`` into one buffer, the gradient
-    of ``h`` that :func:`_sums_backward` reads. Inputs: table, weight, group, W_L [S, d_mlp, p]."""
+    of ``h`` that :func:`_sums_backward` reads. Inputs: table, c, weight, group, W_L [S, d_mlp, p]."""
 
     @staticmethod
-    def forward(ctx: Any, table: Tensor, weight: Tensor, group: Tensor, W_L: Tensor) -> Tensor:
+    def forward(ctx: Any, table: Tensor, c: Tensor, weight: Tensor, group: Tensor, W_L: Tensor) -> Tensor:
         n_member, d_mlp, p = W_L.shape
-        ctx.sums = _sums(table, group, weight.detach())
-        h = _sum_rows(table, ctx.sums).view(n_member, -1, table.shape[1])  # [S, batch, C]
+        ctx.sums = _sums(table, group, weight)
+        h = _sum_rows(table, c, ctx.sums)  # [S, batch, C]
         post = h[..., :d_mlp].relu_()
         logits = h.new_empty(n_member, h.shape[1], p)
         for m in range(n_member):  # one matmul per member: faster than a batched one (bmm) on CPU
@@ -240,8 +249,7 @@ class _ReluReadout(torch.autograd.Function):
         torch.ops.aten.threshold_backward.grad_input(grad_pre, post, 0, grad_input=grad_pre)
         grad_h[..., d_mlp : d_mlp + p] = grad
         grad_h[..., d_mlp + p :] = 0  # the padding
-        grad_weight, grad_table = _sums_backward(grad_h.flatten(0, 1), table, ctx.sums)
-        return grad_table, grad_weight, None, grad_W_L.transpose(1, 2)
+        return (*_sums_backward(grad_h, table, ctx.sums), None, grad_W_L.transpose(1, 2))
 
 
 def _bags(group: Tensor, weight: Tensor, per_member: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -249,9 +257,8 @@ def _bags(group: Tensor, weight: Tensor, per_member: int) -> tuple[Tensor, Tenso
 
     group [S, batch, key] (< per_member), weight [S * batch, key, head]. The members of the bag of
     T[m, h, g] are member m's examples e with group[m, e, k] = g (for some key k), weighted by
-    weight[e, k, h]; the bag of c[m] holds all of member m's examples, weight 1. Examples are
-    numbered m * batch + e. A member's bags for one head list its entries (e, k) sorted by group,
-    so every head repeats the same members with its own weights."""
+    weight[e, k, h]. Examples are numbered m * batch + e. A member's bags for one head list its
+    entries (e, k) sorted by group, so every head repeats the same members with its own weights."""
     n_member, n, n_key = group.shape
     n_head, dev = weight.shape[2], group.device
     n_entry = n * n_key  # per member
@@ -265,9 +272,4 @@ def _bags(group: Tensor, weight: Tensor, per_member: int) -> tuple[Tensor, Tenso
     head = torch.arange(n_head, device=dev)[:, None]
     # bag (m, h, g) begins at (m * head + h) * entry + (starts[m, g] - m * entry)
     offsets = (member[:, None, None] * (n_head - 1) + head) * n_entry + starts
-    n_bagged = n_member * n_head * n_entry
-    return (
-        torch.cat([members.flatten(), torch.arange(n_member * n, device=dev)]),  # then c's bags
-        torch.cat([w.flatten(), weight.new_ones(n_member * n)]),
-        torch.cat([offsets.flatten(), n_bagged + member * n]),
-    )
+    return members.flatten(), w.flatten(), offsets.flatten()
