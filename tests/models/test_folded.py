@@ -14,6 +14,7 @@ SHAPES = {  # p, then model overrides on the debug preset (d_model 32, 2 heads o
     "four-heads-gelu": (23, ["model.n_heads=4", "model.d_head=8", "model.d_mlp=48", "model.act=gelu"]),
     "one-head-narrow": (7, ["model.d_model=16", "model.n_heads=1", "model.d_mlp=24"]),
     "wide-odd": (31, ["model.d_model=48", "model.n_heads=3", "model.d_head=20", "model.d_mlp=100", "model.act=gelu"]),
+    "p13-four-narrow-heads": (13, ["model.d_model=16", "model.n_heads=4", "model.d_head=4", "model.d_mlp=36"]),
 }
 
 
@@ -232,3 +233,17 @@ def test_hooks_registered_on_the_point_itself_fire_on_the_folded_path():
         handle.remove()
     assert seen == [(30, model.cfg.d_mlp)]
     assert not model.block_list[0].mlp.hook_post.hooked
+
+
+@pytest.mark.parametrize("rate", [1.0, 0.3])
+def test_fused_relu_readout_equals_the_hooked_path(rate):
+    """Without hooks, sums, ReLU and readout run fused; a hook that changes nothing takes the unfused
+    path. Both give the same logits and gradients (float64, to rounding)."""
+    model = _model(13, ["model.d_mlp=40", f"model.attn_rate={rate}"], torch.float64)
+    tokens = _batch(13, n=90, seed=4)
+    target = torch.randint(0, 13, (len(tokens),), generator=torch.Generator().manual_seed(4))
+    fused = model.forward_last(tokens)
+    with model.hooks([(model.neuron_hooks[1], lambda x, hp: None)]):
+        hooked = model.forward_last(tokens)
+    assert (fused - hooked).abs().max() <= 1e-12
+    _assert_same_gradients(model, hooked, fused, target, atol=1e-14, rtol=1e-10)

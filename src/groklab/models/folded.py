@@ -6,32 +6,39 @@ constant row, so its scaled scores against keys 0 and 1 are tables ``[vocab, hea
 itself a constant ``[head]``; each example's pattern is a softmax over its three scores, weights
 w0, w1, w2 with w0 + w1 + w2 = 1 per head. The residual at `=` is x2 plus the attention output
 (x2 = W_E[=] + W_pos[2]); it is read by W_in (the MLP) and by W_U (the direct path), side by side
-as R = [W_in | W_U] ``[d_model, d_mlp + p]``. With v_j = (W_E[t] + W_pos[j]) @ W_V[h] and
-w2 = 1 - w0 - w1:
+as R = [W_in | W_U | 0] ``[d_model, C]`` (C = d_mlp + p, padded with zero columns to a multiple of
+8: aligned rows made embedding_bag's weight gradient 6x faster at C = 632 than at 625). With
+v_j[t, h] = (W_E[t] + W_pos[j]) @ W_V[h] and w2 = 1 - w0 - w1:
 
-    h      = c + sum_h sum_{j=0,1} w_j[h] * T[h, j, token_j]            # [batch, d_mlp + p]
-    T[h, j, t] = (v_j[t, h] - v_2[h]) @ W_O[h] @ R                      # [head, 2 * vocab, d_mlp + p]
-    c      = (x2 + sum_h v_2[h] @ W_O[h]) @ R + [b_in | b_out @ W_U]    # [d_mlp + p]
-    pre, direct = h[:, :d_mlp], h[:, d_mlp:]
+    h      = c + sum_h sum_{j=0,1} w_j[h] * T[h, j, token_j]            # [batch, C]
+    T[h, j, t] = (v_j[t, h] - v_2[h]) @ W_O[h] @ R                      # [head, 2, vocab, C]
+               = (W_E[t] - W_E[=]) @ W_V[h] @ OR[h] + (W_pos[j] - W_pos[2]) @ W_V[h] @ OR[h]
+    OR[h]  = W_O[h] @ R                                                 # [head, d_head, C]
+    c      = (x2 + sum_h v_2[h] @ W_O[h]) @ R + [b_in | b_out @ W_U | 0]
+    pre, direct = h[:, :d_mlp], h[:, d_mlp : d_mlp + p]
     logits = direct + act(pre) @ W_L,   W_L = W_out @ W_U               # [batch, p]
 
+(the token part of T is one matmul over the vocabulary, shared by both keys; scores split alike).
 With an attention rate alpha != 1 (``model.attn_rate``) the weights are alpha * w_j + 1 - alpha and
 sum to 3 - 2 alpha, so v_2 enters c as (3 - 2 alpha) * v_2 (T is unchanged: it is relative to v_2).
 
-Each example then costs a weighted sum of 2 * n_heads + 1 table rows (c is the last, weight 1)
-instead of matmuls with [d_model, d_mlp] and [d_model, p]; the tables are rebuilt from the weights
-on every call (about 0.2 GFLOP with their gradients, for the canonical model). The sum runs forward
-as one ``embedding_bag`` over the rows of every table; backward, the same ``embedding_bag`` gives
-the gradient of the weights w, and a second one over the rows of the gradient (a bag per table row,
-:func:`_bags`) gives the tables' gradients (:class:`_TableGrad`). With ReLU and no hooks attached,
-activation and readout are one step (:class:`_ReluReadout`), whose backward masks the gradient of
-``pre`` in the buffer it writes it to, beside that of ``direct``.
+Each example then costs a weighted sum of 2 * n_heads table rows plus c instead of matmuls with
+[d_model, d_mlp] and [d_model, p]; the tables are rebuilt from the weights on every call (about
+0.17 GFLOP with their gradients, for the canonical model). The sum is one ``embedding_bag`` over
+the table (:func:`_sums`); backward, torch's per-sample-weight kernel gives the gradient of the
+weights w, and an ``embedding_bag`` over the rows of the gradient with a bag per table row
+(:func:`_bags`) gives the table's (:func:`_sums_backward`). With ReLU and no hook attached to
+``hook_pre`` / ``hook_post``, sums, activation and readout are one autograd step
+(:class:`_ReluReadout`): ReLU runs in place on the sums, and the backward writes the gradients of
+``pre`` (masked in place by torch's ReLU kernel) and ``direct`` into one buffer. Otherwise the sums
+are a step of their own (:class:`_RowSums`) and the hooks see ``pre`` and ``post`` [batch, d_mlp].
 
-Everything is computed for S members at once (stacked parameters, a leading member dim;
+Everything is computed for S members at once (stacked parameters with a leading member dim,
 :func:`folded_logits_stacked`); one model is S = 1 (:func:`folded_logits`). The members' tables are
-stacked into one ``[S * rows, d_mlp + p]`` table (member m's rows offset by m * rows), so one
-``embedding_bag`` serves them all, and the readout is a batched matmul. Logits and gradients equal
-the full forward up to float rounding (tests/models/test_folded.py).
+stacked into one ``[S * head * 2 * vocab, C]`` table (member m's rows offset by m * head * 2 * vocab),
+so one ``embedding_bag`` serves them all; the readout matmuls run one per member on CPU (faster
+there than bmm) and batched elsewhere. Logits and gradients equal the full forward up to float
+rounding (tests/models/test_folded.py).
 """
 
 from __future__ import annotations
@@ -138,8 +145,7 @@ def _tables(P: Mapping[str, Tensor], cfg: ModelConfig, p: int) -> _Tables:
     # values relative to the `=` key's: v_j[t] - v_2 = (tok[t] - tok[=]) + (pos[j] - pos[2])
     dv_tok = (tok[:, :, n_head:] - tok[:, p, None, n_head:]).unflatten(2, (n_head, d_head)).transpose(1, 2)
     dv_pos = (pos[:, :2, n_head:] - pos[:, 2:, n_head:]).unflatten(2, (n_head, d_head)).transpose(1, 2)
-    # what reads the residual at `=`, [S, d_model, C]; C = d_mlp + p padded with zero columns to a
-    # multiple of 8 (aligned rows: embedding_bag's weight gradient was 6x slower at C = 625 than 632)
+    # what reads the residual at `=`, [S, d_model, C]: C = d_mlp + p padded to a multiple of 8 (module docstring)
     pad = W_U.new_zeros(n_member, d_model, -(W_in.shape[2] + p) % 8)
     R = torch.cat([W_in, W_U, pad], 2)
     OR = torch.bmm(W_O.flatten(1, 2), R)  # [S, head * d_head, C]
@@ -227,11 +233,8 @@ class _ReluReadout(torch.autograd.Function):
         ctx.sums = _sums(table, group, weight)
         h = _sum_rows(table, c, ctx.sums)  # [S, batch, C]
         post = h[..., :d_mlp].relu_()
-        logits = h.new_empty(n_member, h.shape[1], p)
-        for m in range(n_member):  # one matmul per member: faster than a batched one (bmm) on CPU
-            torch.addmm(h[m, :, d_mlp : d_mlp + p], post[m], W_L[m], out=logits[m])
         ctx.save_for_backward(table, W_L, h)
-        return logits
+        return _member_mm(post, W_L, h.new_empty(n_member, h.shape[1], p), add=h[..., d_mlp : d_mlp + p])
 
     @staticmethod
     @once_differentiable
@@ -240,16 +243,26 @@ class _ReluReadout(torch.autograd.Function):
         n_member, d_mlp, p = W_L.shape
         post = h[..., :d_mlp]
         grad_h = torch.empty_like(h)
-        grad_W_L = W_L.new_empty(n_member, p, d_mlp)
-        for m in range(n_member):
-            torch.mm(grad[m], W_L[m].T, out=grad_h[m, :, :d_mlp])
-            torch.mm(grad[m].T, post[m], out=grad_W_L[m])
-        grad_pre = grad_h[..., :d_mlp]
+        grad_pre = _member_mm(grad, W_L.transpose(1, 2), grad_h[..., :d_mlp])
+        grad_W_L = _member_mm(grad.transpose(1, 2), post, W_L.new_empty(n_member, p, d_mlp))
         # ReLU's gradient in place with torch's own kernel (0 where the output is 0; masked_fill_ was 20x slower)
         torch.ops.aten.threshold_backward.grad_input(grad_pre, post, 0, grad_input=grad_pre)
         grad_h[..., d_mlp : d_mlp + p] = grad
         grad_h[..., d_mlp + p :] = 0  # the padding
         return (*_sums_backward(grad_h, table, ctx.sums), None, grad_W_L.transpose(1, 2))
+
+
+def _member_mm(x: Tensor, y: Tensor, out: Tensor, add: Tensor | None = None) -> Tensor:
+    """``out[m] = add[m] + x[m] @ y[m]`` for every member (``add`` optional): one matmul per member
+    on CPU, where that was ~10% faster than one batched matmul (bmm) at S = 1 and 8; bmm elsewhere."""
+    if out.device.type != "cpu":
+        return torch.bmm(x, y, out=out) if add is None else torch.baddbmm(add, x, y, out=out)
+    for m in range(out.shape[0]):
+        if add is None:
+            torch.mm(x[m], y[m], out=out[m])
+        else:
+            torch.addmm(add[m], x[m], y[m], out=out[m])
+    return out
 
 
 def _bags(group: Tensor, weight: Tensor, per_member: int) -> tuple[Tensor, Tensor, Tensor]:
