@@ -34,7 +34,11 @@ def test_output_dir() -> Path:
 
 
 # A small real run that memorizes, then groks (p = 17, about 5 s), trained and analysed once per session.
-GROKKING_DEBUG = ["task.train_frac=0.8", "optim.lr=5e-3", "optim.weight_decay=2.0", "train.steps=1500"]
+# Its seed is chosen: whether this task groks within 1500 steps, and whether all three phases are
+# found, hinges on float rounding (under main's earlier folded path seed 0 qualified and now does
+# not). Seed 48: memorization ~100, grokking ~200, circuit formation 100-160, cleanup over by ~400;
+# the online cleanup rule stops it at ~560 (tests/train/test_stopping.py).
+GROKKING_DEBUG = ["task.train_frac=0.8", "optim.lr=5e-3", "optim.weight_decay=2.0", "train.steps=1500", "seed=48"]
 
 
 @pytest.fixture(scope="session")

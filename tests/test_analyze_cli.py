@@ -20,6 +20,8 @@ def test_analyze_writes_every_record(tmp_path, cli):
         "optim.weight_decay=2.0",
         "--set",
         "train.steps=800",
+        "--set",
+        "seed=48",  # groks at ~200 steps; at seed 0 grokking hinges on float rounding (tests/conftest.py)
     ]
     assert cli("train", "--config", "debug", *sets, "--out", out).returncode == 0
     r = cli("analyze", out)

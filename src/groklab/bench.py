@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from groklab.config import Config
 from groklab.data import make_dataset, make_split
 from groklab.models import build_model
+from groklab.train.allocator import tune_allocator
 from groklab.train.loop import resolve_device
 from groklab.train.optim import build_optimizer
 
@@ -43,7 +44,10 @@ def _time_steps(cfg: Config, path: str, x: torch.Tensor, y: torch.Tensor, steps:
 def bench_training_step(cfg: Config, steps: int = 30, warmup: int = 5) -> dict[str, Any]:
     """Median and min ms per full-batch training step through each path, and fast/full.
 
-    ``fast_path`` names what ``forward_last`` runs for this model (``Transformer.fast_path``)."""
+    ``fast_path`` names what ``forward_last`` runs for this model (``Transformer.fast_path``).
+    Both paths run under the allocator settings training uses (``allocator_tuned``: glibc's
+    thresholds raised, train/allocator.py)."""
+    tuned = tune_allocator()
     device = resolve_device(cfg.train.device)
     ds = make_dataset(cfg.task.op, cfg.task.p)
     train, _ = make_split(ds, cfg.task.train_frac, cfg.task.split_seed)
@@ -55,6 +59,7 @@ def bench_training_step(cfg: Config, steps: int = 30, warmup: int = 5) -> dict[s
         "batch": len(y),
         "steps": steps,
         "threads": torch.get_num_threads(),
+        "allocator_tuned": tuned,
     }
     out["fast_path"] = build_model(cfg.model, cfg.task.p, seed=cfg.seed).fast_path
     for path in ("fast", "full"):

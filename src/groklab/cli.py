@@ -125,6 +125,8 @@ def bench(
         table.add_row(label, f"{result[name]['median_ms']:.2f}", f"{result[name]['min_ms']:.2f}")
     console.print(table)
     console.print(f"fast / full = {result['ratio']:.3f}  (full is {1 / result['ratio']:.2f}x slower)")
+    if result["allocator_tuned"]:
+        console.print("both paths ran with glibc's malloc thresholds raised, as training does")
 
 
 # -- list -------------------------------------------------------------------------------------------

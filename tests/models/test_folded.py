@@ -7,13 +7,14 @@ import torch.nn.functional as F
 from groklab.config import load_config
 from groklab.data import make_dataset
 from groklab.models import build_model, folded
-from groklab.models.folded import _row_sums, can_fold
+from groklab.models.folded import _ReluReadout, _RowSums, can_fold
 
 SHAPES = {  # p, then model overrides on the debug preset (d_model 32, 2 heads of 16, d_mlp 64, relu)
     "debug": (17, []),
     "four-heads-gelu": (23, ["model.n_heads=4", "model.d_head=8", "model.d_mlp=48", "model.act=gelu"]),
     "one-head-narrow": (7, ["model.d_model=16", "model.n_heads=1", "model.d_mlp=24"]),
     "wide-odd": (31, ["model.d_model=48", "model.n_heads=3", "model.d_head=20", "model.d_mlp=100", "model.act=gelu"]),
+    "p13-four-narrow-heads": (13, ["model.d_model=16", "model.n_heads=4", "model.d_head=4", "model.d_mlp=36"]),
 }
 
 
@@ -62,27 +63,40 @@ def test_folded_gradients_equal_the_full_forward_in_float64(shape):
     _assert_same_gradients(model, full, fast, target, atol=1e-14, rtol=1e-10)
 
 
-def test_row_sums_match_autograd_gradcheck():
-    # groups with repeats and gaps (token 1 never appears at key 0, token 4 never at key 1)
-    tokens = torch.tensor([[0, 2], [3, 2], [0, 0], [5, 3], [2, 5], [0, 2]])
-    vocab, n_head, n_key = 6, 3, 2
-    group = tokens + torch.arange(n_key) * vocab  # [batch, key]: columns of T
+def test_row_sums_and_readout_match_autograd_gradcheck():
+    # two members; groups with repeats and gaps (token 1 never appears at key 0, token 4 never at key 1)
+    tokens = torch.tensor(
+        [[[0, 2], [3, 2], [0, 0], [5, 3], [2, 5], [0, 2]], [[1, 1], [1, 4], [4, 0], [2, 2], [5, 5], [3, 1]]]
+    )
+    vocab, n_head, n_key, n_member, n_cols, d_mlp = 6, 3, 2, 2, 8, 5
+    n_groups = n_key * vocab
+    group = tokens + torch.arange(n_key) * vocab  # [member, batch, key]: each member's columns of T
     gen = torch.Generator().manual_seed(0)
 
     def rand(*shape):
-        return torch.rand(*shape, generator=gen, dtype=torch.float64).requires_grad_()
+        return (torch.rand(*shape, generator=gen, dtype=torch.float64) - 0.3).requires_grad_()
 
-    weight = rand(len(tokens), n_key, n_head)
-    T_a, c_a, T_b, c_b = rand(n_head, n_key * vocab, 5), rand(5), rand(n_head, n_key * vocab, 2), rand(2)
+    weight = rand(n_member * tokens.shape[1], n_key, n_head)
+    table, c = rand(n_member * n_head * n_groups, n_cols), rand(n_member, n_cols)  # each member's T, its c
+    W_L = rand(n_member, d_mlp, n_cols - d_mlp - 1)  # the last column: padding
 
-    def sums(weight, T_a, c_a, T_b, c_b):
-        return tuple(_row_sums([(T_a, c_a), (T_b, c_b)], group, weight))
+    def sums(weight, table, c):
+        return _RowSums.apply(table, c, weight, group)
 
-    assert torch.autograd.gradcheck(sums, (weight, T_a, c_a, T_b, c_b))
+    def readout(weight, table, c, W_L):
+        return _ReluReadout.apply(table, c, weight, group, W_L)
+
+    assert torch.autograd.gradcheck(sums, (weight, table, c))
+    assert torch.autograd.gradcheck(readout, (weight, table, c, W_L))
     # and the values are the sums they claim to be
-    for (T, c), out in zip([(T_a, c_a), (T_b, c_b)], sums(weight, T_a, c_a, T_b, c_b), strict=True):
-        expect = c + sum(weight[:, k, h, None] * T[h, group[:, k]] for h in range(n_head) for k in range(n_key))
-        assert torch.allclose(out, expect)
+    T = table.view(n_member, n_head, n_groups, n_cols)
+    for m in range(n_member):
+        e = slice(m * tokens.shape[1], (m + 1) * tokens.shape[1])
+        terms = [weight[e, k, h, None] * T[m, h, group[m, :, k]] for h in range(n_head) for k in range(n_key)]
+        expect = c[m] + sum(terms)
+        assert torch.allclose(sums(weight, table, c)[e], expect)
+        relu_readout = expect[:, d_mlp:-1] + expect[:, :d_mlp].relu() @ W_L[m]
+        assert torch.allclose(readout(weight, table, c, W_L)[m], relu_readout)
 
 
 def test_forward_last_folds_exactly_the_foldable_models(monkeypatch):
@@ -162,3 +176,74 @@ def test_attention_rate_zero_weighs_every_visible_key_one():
     _, cache = model.run_with_cache(_batch(p, n=5))
     pattern = cache["blocks.0.attn.hook_pattern"]  # [batch, head, query, key]
     assert torch.equal(pattern[0, 0], torch.ones(3, 3, dtype=torch.float64).tril())
+
+
+STACKED = {  # p, then model overrides on the debug preset, as SHAPES
+    "relu": (13, []),
+    "narrow-four-heads": (7, ["model.d_model=16", "model.n_heads=4", "model.d_head=4", "model.d_mlp=20"]),
+    "gelu-rate": (23, ["model.n_heads=1", "model.d_head=24", "model.act=gelu", "model.attn_rate=0.6"]),
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("shape", STACKED)
+def test_stacked_members_equal_their_single_models(shape, dtype):
+    """Member m of the stacked path is model m: its logits on its own inputs and the gradient of
+    its slice of every stacked parameter (the members' inputs differ, and member 2 leaves many
+    table rows unused). Gradients of logits.sum() reach ~1e3, so in float32 their tolerance is
+    relative to the largest entry (float rounding of sums in a different order)."""
+    p, overrides = STACKED[shape]
+    cfg = load_config("debug", [f"task.p={p}", "model.n_layers=1", *overrides]).model
+    models = [build_model(cfg, p, seed=s).to(dtype) for s in (0, 1, 2)]
+    tokens = [_batch(p, n=p * p // 2, seed=s) for s in (0, 1, 2)]
+    tokens[2][:, 1] = tokens[2][:, 0]  # member 2 sees only a = b
+    params, _ = torch.func.stack_module_state(models)
+    assert set(params) == {name for name, _ in models[0].named_parameters()}
+    a, b = torch.stack([t[:, 0] for t in tokens]), torch.stack([t[:, 1] for t in tokens])
+    stacked = folded.folded_logits_stacked(params, cfg, p, a, b)
+    assert stacked.shape == (3, p * p // 2, p)
+    grads = torch.autograd.grad(stacked.sum(), list(params.values()))
+    for m, (model, x) in enumerate(zip(models, tokens, strict=True)):
+        single = model.forward_last(x)
+        assert (stacked[m] - single).abs().max() <= 1e-5
+        assert (stacked[m] - model.eq_logits(x)).abs().max() <= 1e-5
+        single_grads = torch.autograd.grad(single.sum(), list(model.parameters()))
+        for name, g_stacked, g_single in zip(params, grads, single_grads, strict=True):
+            atol = 1e-5 if dtype == torch.float64 else 1e-6 * float(g_single.abs().max())
+            assert torch.allclose(g_stacked[m], g_single, atol=atol, rtol=1e-5), (m, name)
+
+
+def test_stacked_path_refuses_what_does_not_fold():
+    cfg = load_config("debug", ["task.p=7", "model.n_layers=2"]).model
+    params, _ = torch.func.stack_module_state([build_model(cfg, 7, seed=0)])
+    a = torch.zeros(1, 3, dtype=torch.long)
+    with pytest.raises(ValueError, match="n_layers"):
+        folded.folded_logits_stacked(params, cfg, 7, a, a)
+
+
+def test_hooks_registered_on_the_point_itself_fire_on_the_folded_path():
+    """Without hooks ReLU and readout are fused; a hook registered the torch way is still seen."""
+    model = _model(17, [])
+    tokens = _batch(17, n=30)
+    seen = []
+    handle = model.block_list[0].mlp.hook_post.register_forward_hook(lambda m, i, out: seen.append(out.shape))
+    try:
+        model.forward_last(tokens)
+    finally:
+        handle.remove()
+    assert seen == [(30, model.cfg.d_mlp)]
+    assert not model.block_list[0].mlp.hook_post.hooked
+
+
+@pytest.mark.parametrize("rate", [1.0, 0.3])
+def test_fused_relu_readout_equals_the_hooked_path(rate):
+    """Without hooks, sums, ReLU and readout run fused; a hook that changes nothing takes the unfused
+    path. Both give the same logits and gradients (float64, to rounding)."""
+    model = _model(13, ["model.d_mlp=40", f"model.attn_rate={rate}"], torch.float64)
+    tokens = _batch(13, n=90, seed=4)
+    target = torch.randint(0, 13, (len(tokens),), generator=torch.Generator().manual_seed(4))
+    fused = model.forward_last(tokens)
+    with model.hooks([(model.neuron_hooks[1], lambda x, hp: None)]):
+        hooked = model.forward_last(tokens)
+    assert (fused - hooked).abs().max() <= 1e-12
+    _assert_same_gradients(model, hooked, fused, target, atol=1e-14, rtol=1e-10)

@@ -156,8 +156,11 @@ def test_non_finite_loss_fails_with_state_saved(tmp_path):
 
 
 def test_stop_after_grok(tmp_path):
+    # Whether this small task groks within the budget hinges on float rounding: for seeds 0-4, two
+    # runs never reach 0.99 test accuracy in 5000 steps, and which two changes with the order of
+    # float32 sums in the folded path. Seed 48 (the session's analysed run, tests/conftest.py) groks at ~200.
     over = ["task.train_frac=0.8", "optim.lr=5e-3", "optim.weight_decay=2.0", "train.steps=5000", "train.eval_every=10"]
-    cfg = load_config("debug", [*over, "train.stop_after_grok=50"])
+    cfg = load_config("debug", [*over, "train.stop_after_grok=50", "seed=48"])
     run, result = start_training(cfg, tmp_path / "r")
     m = run.metric_records()
     assert result.state == "completed" and result.step < 5000

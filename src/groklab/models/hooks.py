@@ -29,6 +29,15 @@ class HookPoint(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return x
 
+    @property
+    def hooked(self) -> bool:
+        """Whether a forward hook (this point's own or a global one) would see its activation, so
+        that a fused computation must run the point instead of skipping it."""
+        m = nn.modules.module
+        return bool(
+            self._forward_hooks or self._forward_pre_hooks or m._global_forward_hooks or m._global_forward_pre_hooks
+        )
+
 
 class HookedModule(nn.Module):
     """Base for models with hook points. Call :meth:`setup_hooks` at the end of ``__init__``."""

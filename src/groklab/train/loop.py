@@ -29,6 +29,7 @@ from groklab.conventions import GROK_HOLD_ACC
 from groklab.data import Dataset, make_dataset
 from groklab.models import MLPModel, Transformer, build_model, eval_mode, weight_norm_sq
 from groklab.runs import Run
+from groklab.train.allocator import tune_allocator
 from groklab.train.checkpoint import SnapshotSchedule, capture_rng, checkpoint_steps, restore_rng
 from groklab.train.interventions import Interventions, training_loss
 from groklab.train.optim import build_optimizer, build_scheduler
@@ -109,6 +110,7 @@ class Trainer:
         callbacks: list[Callback | Callable[[EvalResult], None]] | None = None,
     ) -> None:
         self.cfg, self.run_dir = cfg, run
+        tune_allocator()  # keep freed step memory in the process (glibc; train/allocator.py)
         given = list(callbacks or []) + ([on_eval] if on_eval is not None else [])
         self.callbacks = [c if isinstance(c, Callback) else _EvalFunction(c) for c in given]
         self.device = resolve_device(cfg.train.device)
