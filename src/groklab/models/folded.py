@@ -36,9 +36,10 @@ are a step of their own (:class:`_RowSums`) and the hooks see ``pre`` and ``post
 Everything is computed for S members at once (stacked parameters with a leading member dim,
 :func:`folded_logits_stacked`); one model is S = 1 (:func:`folded_logits`). The members' tables are
 stacked into one ``[S * head * 2 * vocab, C]`` table (member m's rows offset by m * head * 2 * vocab),
-so one ``embedding_bag`` serves them all; the readout matmuls run one per member on CPU (faster
-there than bmm) and batched elsewhere. Logits and gradients equal the full forward up to float
-rounding (tests/models/test_folded.py).
+so one ``embedding_bag`` serves them all; on CPU the tables are built and the readout matmuls run
+one member at a time (the same calls as for one model, so that a member of an ensemble equals its
+separate run bit for bit; for the readout it is also faster there than bmm), batched elsewhere.
+Logits and gradients equal the full forward up to float rounding (tests/models/test_folded.py).
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def folded_logits_stacked(params: Mapping[str, Tensor], cfg: ModelConfig, p: int
 
 def _logits(P: Mapping[str, Tensor], cfg: ModelConfig, p: int, a: Tensor, b: Tensor, mlp: MLP | None) -> Tensor:
     """[S, batch, p] from stacked parameters and ``a, b [S, batch]``; ``mlp`` holds the hooks (S = 1)."""
-    tables = _tables(P, cfg, p)
+    tables = _member_tables(P, cfg, p)
     n_member, n = a.shape
     n_scores, n_head = tables.scores.shape[1:]  # (key, token) groups and the `=` key
     group = torch.stack([a, b + n_scores // 2], -1).long()  # [S, batch, key]: the (key, token) of each key
@@ -113,7 +114,10 @@ def _logits(P: Mapping[str, Tensor], cfg: ModelConfig, p: int, a: Tensor, b: Ten
     act = (F.relu if cfg.act == "relu" else F.gelu) if mlp is None else mlp.act
     pre = h[:, :d_mlp] if mlp is None else mlp.hook_pre(h[:, :d_mlp])  # [S * batch, d_mlp]
     post = act(pre) if mlp is None else mlp.hook_post(act(pre))
-    return torch.baddbmm(h[:, d_mlp : d_mlp + p].view(n_member, n, p), post.view(n_member, n, d_mlp), W_L)
+    direct, post = h[:, d_mlp : d_mlp + p].view(n_member, n, p), post.view(n_member, n, d_mlp)
+    if h.device.type != "cpu":
+        return torch.baddbmm(direct, post, W_L)
+    return torch.stack([torch.addmm(direct[m], post[m], W_L[m]) for m in range(n_member)])  # as _member_mm
 
 
 class _Tables(NamedTuple):
@@ -121,6 +125,18 @@ class _Tables(NamedTuple):
     c: Tensor  # [S, C]
     scores: Tensor  # [S, groups + 1, head]: the `=` query's scaled scores; the last row is the `=` key
     W_L: Tensor  # [S, d_mlp, p]
+
+
+def _member_tables(P: Mapping[str, Tensor], cfg: ModelConfig, p: int) -> _Tables:
+    """The tables of every member. On CPU they are built one member at a time (S = 1 each, then
+    stacked): batched products and reductions round differently with the number of members (einsum
+    and a one-row bmm did), and a member of an ensemble must equal its separate run bit for bit.
+    Batched elsewhere, where no such equality is promised."""
+    n_member = P["embed.W_E"].shape[0]
+    if P["embed.W_E"].device.type != "cpu" or n_member == 1:
+        return _tables(P, cfg, p)
+    each = [_tables({n: t[m : m + 1] for n, t in P.items()}, cfg, p) for m in range(n_member)]
+    return _Tables(*(torch.cat(parts) for parts in zip(*each, strict=True)))
 
 
 def _tables(P: Mapping[str, Tensor], cfg: ModelConfig, p: int) -> _Tables:

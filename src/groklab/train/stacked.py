@@ -21,7 +21,7 @@ from torch.func import functional_call, vmap
 
 from groklab.config import OptimConfig
 from groklab.models import MLPModel, Transformer
-from groklab.models.folded import can_fold
+from groklab.models.folded import can_fold, folded_logits_stacked
 
 __all__ = ["StackedOptimizer", "stack_params", "stacked_logits"]
 
@@ -50,14 +50,8 @@ def stacked_logits(template: Transformer | MLPModel, params: dict[str, Tensor], 
     if isinstance(template, Transformer):
         if not bool((tokens[..., 2] == template.p).all()):
             raise ValueError("the ensemble expects the `=` token (p) at position 2")
-        if can_fold(template):  # TEMPORARY until the stacked folded path lands: one member at a time
-            wrapped = _Last(template)
-            return torch.stack(
-                [
-                    functional_call(wrapped, {f"model.{n}": t[m] for n, t in params.items()}, (tokens[m],))
-                    for m in range(tokens.shape[0])
-                ]
-            )
+        if can_fold(template):
+            return folded_logits_stacked(params, template.cfg, template.p, tokens[..., 0], tokens[..., 1])
     wrapped = _Last(template)
     prefixed = {f"model.{n}": t for n, t in params.items()}
     return vmap(lambda prm, x: functional_call(wrapped, prm, (x,)))(prefixed, tokens)
