@@ -135,7 +135,9 @@ def _member_tables(P: Mapping[str, Tensor], cfg: ModelConfig, p: int) -> _Tables
     n_member = P["embed.W_E"].shape[0]
     if P["embed.W_E"].device.type != "cpu" or n_member == 1:
         return _tables(P, cfg, p)
-    each = [_tables({n: t[m : m + 1] for n, t in P.items()}, cfg, p) for m in range(n_member)]
+    # unbind, not slicing: its backward is one stack, where S slices would each write an [S, ...] zero tensor
+    views = {n: t.unbind(0) for n, t in P.items()}
+    each = [_tables({n: v[m][None] for n, v in views.items()}, cfg, p) for m in range(n_member)]
     return _Tables(*(torch.cat(parts) for parts in zip(*each, strict=True)))
 
 

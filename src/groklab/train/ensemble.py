@@ -163,7 +163,10 @@ class Ensemble:
         x, y = torch.stack([b[0] for b in batches]), torch.stack([b[1] for b in batches])
         logits = stacked_logits(self.template, self.params, x)
         kind, dtype = self.cfg.train.loss, self.active[0].loss_dtype
-        losses = [training_loss(kind, logits[m], y[m], dtype) for m in range(len(self.active))]
+        # unbind: one stack in the backward, where S slices would each write an [S, batch, p] zero tensor
+        losses = [
+            training_loss(kind, lg, target, dtype) for lg, target in zip(logits.unbind(0), y.unbind(0), strict=True)
+        ]
         values = torch.stack([v.detach().to(torch.float64) for v in losses]).tolist()
         finite = [loss for loss, v in zip(losses, values, strict=True) if math.isfinite(v)]
         self.opt.zero_grad()
