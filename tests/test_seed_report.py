@@ -96,15 +96,16 @@ def _member(src: Path, dst: Path, seed: int) -> Run:
 
 @pytest.fixture(scope="module")
 def ensemble(tmp_path_factory, analysed_run) -> Path:
-    """seed_0: the shared analysed run (analysed); seed_1: trained here with seed 1 and split seed
-    1, not analysed; seed_2: a member whose training failed."""
+    """seed_S: the shared analysed run (S is its seed, above 2); seed_1: trained here with seed 1
+    and split seed 1, not analysed; seed_2: a member whose training failed."""
     from dataclasses import replace
 
     from groklab.train import start_training
 
     root = tmp_path_factory.mktemp("ensemble")
-    shutil.copytree(analysed_run, root / "seed_0")
     base = Run(analysed_run).config  # the shared run's resolved config, with other seeds
+    assert base.seed > 2  # sorts after the members made here
+    shutil.copytree(analysed_run, root / f"seed_{base.seed}")
     cfg = replace(base, seed=1, task=replace(base.task, split_seed=1))
     _, result = start_training(cfg, root / "seed_1")
     assert result.state == "completed"
@@ -118,24 +119,25 @@ def test_write_seed_aggregate_on_tiny_runs(ensemble, capsys):
     from groklab.cli_steps import write_seed_aggregate
 
     runs = seed_members(ensemble)
-    assert [r.path.name for r in runs] == ["seed_0", "seed_1", "seed_2"]
+    shared = runs[-1].config.seed  # the shared analysed run, by seed after 1 and 2
+    assert [r.path.name for r in runs] == ["seed_1", "seed_2", f"seed_{shared}"]
     page = write_seed_aggregate(ensemble, runs, quiet=True)
     assert page == ensemble / "report.html"
     assert (ensemble / "figures" / "seed_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert Run(ensemble / "seed_1").has_analysis()  # analysed first, as `groklab analyze` would
     agg = gl.load_aggregate(ensemble)
-    assert json.loads((ensemble / "aggregate.json").read_text())["seeds"] == [0, 1, 2]
-    groks = {s: Run(ensemble / f"seed_{s}").analysis.events.grokking_step for s in (0, 1)}
+    assert json.loads((ensemble / "aggregate.json").read_text())["seeds"] == [1, 2, shared]
+    groks = {s: Run(ensemble / f"seed_{s}").analysis.events.grokking_step for s in (1, shared)}
     g = agg.quantity("grokking_step")
     assert g.values == {s: float(v) if v is not None else None for s, v in groks.items()}
     observed = [v for v in groks.values() if v is not None]
     if len(observed) == 2:
         assert g.median == sum(observed) / 2 and (g.ci_low, g.ci_high) == (min(observed), max(observed))
     assert [(m.seed, m.state, m.included) for m in agg.members] == [
-        (0, "completed", True), (1, "completed", True), (2, "failed", False)
+        (1, "completed", True), (2, "failed", False), (shared, "completed", True)
     ]  # fmt: skip
-    assert agg.members[1].report == "seed_1/report.html" and agg.members[0].report is None
-    assert "loss is NaN at step 300" in (agg.members[2].reason or "")
+    assert agg.members[0].report == "seed_1/report.html" and agg.members[2].report is None
+    assert "loss is NaN at step 300" in (agg.members[1].reason or "")
     html = page.read_text()
     median = cells(html).cells[("q-grokking_step", "median")]
     assert median == ("n/a" if g.median is None else re.sub(r"\.0$", "", f"{g.median:.1f}"))
@@ -148,12 +150,13 @@ def test_write_seed_aggregate_on_tiny_runs(ensemble, capsys):
 
 
 def test_runs_that_are_not_one_seed_group_are_refused(ensemble, tmp_path):
-    other = _member(ensemble / "seed_0", tmp_path / "seed_5", 5)
+    shared = seed_members(ensemble)[-1].path
+    other = _member(shared, tmp_path / "seed_5", 5)
     cfg = yaml.safe_load(other.config_path.read_text())
     cfg["optim"]["lr"] = 0.5
     other.config_path.write_text(yaml.safe_dump(cfg))
     with pytest.raises(RunError, match="differ in more than seed"):
-        gl.aggregate([ensemble / "seed_0", other.path])
+        gl.aggregate([shared, other.path])
     with pytest.raises(RunError, match="missing"):
         gl.load_aggregate(tmp_path)
 
@@ -165,4 +168,5 @@ def test_list_runs_finds_ensemble_members(ensemble, tmp_path):
     shutil.copytree(ensemble, root / "ens", ignore=shutil.ignore_patterns("checkpoints", "snapshots"))
     (root / "ens" / "seed_x").mkdir()  # not a member: no seed number
     (root / "notes").mkdir()
-    assert [r.path.relative_to(root).as_posix() for r in list_runs(root)] == [f"ens/seed_{s}" for s in range(3)]
+    names = [f"ens/{r.path.name}" for r in seed_members(ensemble)]
+    assert [r.path.relative_to(root).as_posix() for r in list_runs(root)] == names
