@@ -113,6 +113,9 @@ class Ensemble:
         self.opt.load_members(torch_states, self.step)
         self.x_test = torch.stack([t.x_test for t in trainers])
         self.x_train = torch.stack([t.x_train for t in trainers])
+        self.y_train = torch.stack([t.y_train for t in trainers])
+        bs = self.cfg.train.batch_size
+        self.full_batch = bs is None or bs >= self.y_train.shape[1]  # every step: the stacks above
         self.stop_reason: str | None = None
         self.on_eval: Callable[[int, int], None] | None = None  # (step, members still training)
         self.results: dict[int, TrainResult] = {}  # by id(trainer)
@@ -136,6 +139,7 @@ class Ensemble:
         self.opt.params = self.params
         self.opt.keep(index)
         self.x_train, self.x_test = self.x_train.index_select(0, index), self.x_test.index_select(0, index)
+        self.y_train = self.y_train.index_select(0, index)
 
     def _sync_one(self, m: int) -> None:
         t = self.active[m]
@@ -159,8 +163,11 @@ class Ensemble:
 
     def forward_backward(self) -> list[float]:
         """Each member's training loss on its next batch, and the gradients of the finite ones."""
-        batches = [t.next_batch() for t in self.active]  # each member's own minibatch order
-        x, y = torch.stack([b[0] for b in batches]), torch.stack([b[1] for b in batches])
+        if self.full_batch:  # the stacked splits, not a fresh stack of them every step
+            x, y = self.x_train, self.y_train
+        else:
+            batches = [t.next_batch() for t in self.active]  # each member's own minibatch order
+            x, y = torch.stack([b[0] for b in batches]), torch.stack([b[1] for b in batches])
         logits = stacked_logits(self.template, self.params, x)
         kind, dtype = self.cfg.train.loss, self.active[0].loss_dtype
         # unbind: one stack in the backward, where S slices would each write an [S, batch, p] zero tensor
